@@ -1,0 +1,85 @@
+/* fastrim C core: TCG event-log framing, PCR replay and RIM granule hashing.
+ *
+ * These declarations are also fed to cffi's cdef (see build_ext.py), so they
+ * stay within the subset of C that cffi parses: no macros with expressions,
+ * no inline functions. */
+
+#include <stdint.h>
+
+enum {
+    FR_FORMAT_CRYPTO_AGILE = 1,
+    FR_FORMAT_SHA1_LEGACY = 2
+};
+
+/* Errors found in a log. fastrim/errors.py turns them into dotted codes. */
+enum {
+    FR_OK = 0,
+    FR_ERR_CAPACITY = 1,        /* tables too small: not a log error */
+    FR_ERR_EMPTY = 2,
+    FR_ERR_TRUNCATED = 3,
+    FR_ERR_EVENT_TOO_LARGE = 4,
+    FR_ERR_TOO_MANY_DIGESTS = 5,
+    FR_ERR_UNKNOWN_ALG = 6,
+    FR_ERR_BAD_SPEC_ID = 7,
+    FR_ERR_BAD_PCR = 8
+};
+
+/* Where each record of the log starts and what it holds: offsets into the
+ * caller's buffer, never copies. */
+typedef struct {
+    uint64_t offset;        /* first byte of the record */
+    uint64_t data_offset;   /* first byte of event[] */
+    uint32_t pcr;
+    uint32_t type;
+    uint32_t data_size;
+    uint32_t first_digest;  /* index into the digest table */
+    uint32_t n_digests;
+    uint32_t record_size;
+} fr_event;
+
+typedef struct {
+    uint64_t offset;        /* first byte of the digest value */
+    uint16_t alg;
+    uint16_t size;
+    uint32_t reserved;
+} fr_digest;
+
+typedef struct {
+    int32_t format;         /* FR_FORMAT_* */
+    uint32_t n_algs;        /* Spec ID table; 1 (sha1) for legacy logs */
+    uint16_t alg_ids[16];
+    uint16_t alg_sizes[16];
+    uint64_t end;           /* offset where the log ended */
+    uint32_t n_events;
+    uint32_t n_digests;
+    int32_t err;            /* FR_ERR_* */
+    uint64_t err_offset;    /* record in which the error was found */
+    uint64_t err_value;     /* the offending value (a size, count or algId) */
+    uint64_t err_limit;     /* what it was checked against */
+} fr_result;
+
+/* Frame a whole log. Returns err (also stored in res->err). FR_ERR_CAPACITY
+ * means the tables were too small: call again with larger ones. */
+int fr_frame(const uint8_t *buf, uint64_t len, uint32_t max_event_size,
+             fr_event *events, uint32_t ev_cap,
+             fr_digest *digests, uint32_t dg_cap, fr_result *res);
+
+/* TPM-style replay of one bank over framed events. pcrs_out holds 24 PCRs of
+ * dsize bytes; bit i of *extended is set when PCR i received an extend.
+ * Returns 0, or -1 when libcrypto has no such algorithm. */
+int fr_pcr_replay(const uint8_t *buf, const fr_event *events, uint32_t n_events,
+                  const fr_digest *digests, uint16_t alg, uint32_t dsize,
+                  uint8_t locality, uint8_t *pcrs_out, uint32_t *extended);
+
+/* RMI_DATA_CREATE for every granule an image covers, in one call: the image
+ * (img, img_len) is loaded at base. rim is the 64-byte measurement, updated
+ * in place. When contents_out is not NULL it receives each granule's content
+ * hash (dlen bytes each) for the content cache. alg is a TPM algId
+ * (0x000B or 0x000D). Returns the number of granules, or -1 for a bad alg. */
+int64_t fr_rim_data(uint16_t alg, uint8_t *rim, const uint8_t *img,
+                    uint64_t img_len, uint64_t base, uint8_t *contents_out);
+
+/* The descriptor chain alone for n granules from ipa0: with contents (n
+ * content hashes of dlen bytes) they are measured, with NULL unmeasured. */
+int64_t fr_rim_chain(uint16_t alg, uint8_t *rim, uint64_t ipa0, uint64_t n,
+                     const uint8_t *contents);

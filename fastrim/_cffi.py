@@ -1,0 +1,108 @@
+"""C backend: thin wrappers over fastrim._native (csrc/fastrim.c).
+
+They allocate, call, check and hand back offsets; the log and image bytes are
+read in place through ffi.from_buffer, never copied.
+"""
+
+from collections.abc import Sequence
+
+from . import errors
+from ._native import ffi, lib
+from .events import ALG_SHA256, ALG_SHA512
+from .framing import FORMAT_NAMES, Framing, RawDigest, RawEvent, granule_span
+
+NAME = "cffi"
+
+# Start small, grow on demand: most logs hold a few hundred records.
+_INITIAL_EVENTS = 512
+
+
+class _Events(Sequence):
+    """The C event table, turned into RawEvent records only when read."""
+
+    def __init__(self, events, digests, count):
+        self._events, self._digests, self._count = events, digests, count
+
+    def __len__(self):
+        return self._count
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        e = self._events[index]
+        digests = tuple(
+            RawDigest(d.alg, d.offset, d.size)
+            for d in (self._digests[e.first_digest + k] for k in range(e.n_digests))
+        )
+        return RawEvent(e.offset, e.pcr, e.type, e.data_offset, e.data_size, digests)
+
+
+def frame(buf, max_event_size):
+    data = ffi.from_buffer(buf)
+    length = len(data)
+    res = ffi.new("fr_result *")
+    ev_cap = dg_cap = min(_INITIAL_EVENTS, length // 12 + 2)
+    while True:
+        events = ffi.new("fr_event[]", ev_cap)
+        digests = ffi.new("fr_digest[]", dg_cap)
+        err = lib.fr_frame(data, length, max_event_size, events, ev_cap, digests, dg_cap, res)
+        if err != lib.FR_ERR_CAPACITY:
+            break
+        # A record takes at least 12 bytes and a digest at least 3, so the
+        # tables never grow past a small multiple of the input.
+        ev_cap, dg_cap = ev_cap * 4, dg_cap * 4
+    if err:
+        raise errors.framing_error(err, res.err_offset, res.err_value, res.err_limit)
+    algs = tuple((res.alg_ids[i], res.alg_sizes[i]) for i in range(res.n_algs))
+    table = _Events(events, digests, res.n_events)
+    return Framing(FORMAT_NAMES[res.format], algs, res.end, table, native=table)
+
+
+def pcr_replay(buf, framing, alg, size, locality):
+    table = framing.native
+    pcrs = ffi.new("uint8_t[]", 24 * size)
+    extended = ffi.new("uint32_t *")
+    rc = lib.fr_pcr_replay(
+        ffi.from_buffer(buf), table._events, table._count, table._digests,
+        alg, size, locality, pcrs, extended,
+    )
+    if rc:
+        return None
+    raw = ffi.buffer(pcrs)[:]
+    return [raw[i * size : (i + 1) * size] for i in range(24)], extended[0]
+
+
+_DIGEST_SIZES = {ALG_SHA256: 32, ALG_SHA512: 64}
+
+
+def _digest_size(alg):
+    try:
+        return _DIGEST_SIZES[alg]
+    except KeyError:
+        raise ValueError(f"unsupported RIM algorithm 0x{alg:04x}") from None
+
+
+def rim_data(alg, rim, image, base, keep_contents):
+    dlen = _digest_size(alg)
+    state = ffi.new("uint8_t[]", rim)
+    data = ffi.from_buffer(image)
+    granules = granule_span(base, len(data))[1]
+    contents = ffi.new("uint8_t[]", granules * dlen) if keep_contents else ffi.NULL
+    n = lib.fr_rim_data(alg, state, data, len(data), base, contents)
+    return ffi.buffer(state)[:], n, (ffi.buffer(contents)[:] if keep_contents else None)
+
+
+def rim_chain(alg, rim, ipa0, n, contents):
+    dlen = _digest_size(alg)
+    state = ffi.new("uint8_t[]", rim)
+    source = ffi.NULL
+    if contents is not None:
+        source = ffi.from_buffer(contents)
+        if len(source) < n * dlen:  # C would read past the end
+            raise ValueError(f"{len(source)} bytes of content hashes for {n} granules")
+    lib.fr_rim_chain(alg, state, ipa0, n, source)
+    return ffi.buffer(state)[:]

@@ -1,0 +1,56 @@
+"""The narrow interface both backends implement, and the records they share.
+
+A backend module (fastrim._cffi or fastrim.fallback) provides:
+
+``frame(buf, max_event_size) -> Framing``
+    Split a TCG event log into records without copying it; raise
+    LogFormatError (via errors.framing_error) on malformed input.
+``pcr_replay(buf, framing, alg, size, locality) -> (pcrs, extended) | None``
+    TPM-style replay of one bank: 24 PCR values and a bit mask of the PCRs
+    that received an extend; None when the hash is not available.
+``rim_data(alg, rim, image, base, keep_contents) -> (rim, granules, contents)``
+    RMI_DATA_CREATE for every granule of an image loaded at base.
+``rim_chain(alg, rim, ipa0, granules, contents) -> rim``
+    The descriptor chain alone, from cached content hashes or unmeasured.
+"""
+
+from typing import NamedTuple, Sequence
+
+FORMAT_CRYPTO_AGILE = "crypto-agile"
+FORMAT_SHA1_LEGACY = "sha1-legacy"
+
+# Same values as FR_FORMAT_* in csrc/fastrim.h.
+FORMAT_NAMES = {1: FORMAT_CRYPTO_AGILE, 2: FORMAT_SHA1_LEGACY}
+
+GRANULE_SIZE = 4096
+DESCRIPTOR_SIZE = 0x100
+MEASUREMENT_SIZE = 64
+
+
+class RawDigest(NamedTuple):
+    alg: int
+    offset: int
+    size: int
+
+
+class RawEvent(NamedTuple):
+    offset: int
+    pcr: int
+    type: int
+    data_offset: int
+    data_size: int
+    digests: tuple  # of RawDigest
+
+
+class Framing(NamedTuple):
+    format: str
+    algs: tuple  # of (algId, digest size), from the Spec ID event
+    end: int  # offset where the log ended
+    events: Sequence[RawEvent]
+    native: object = None  # the backend's own tables, for its pcr_replay
+
+
+def granule_span(base, size):
+    """First granule address and granule count covered by [base, base+size)."""
+    first = base & ~(GRANULE_SIZE - 1)
+    return first, (base - first + size + GRANULE_SIZE - 1) // GRANULE_SIZE

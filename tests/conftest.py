@@ -1,0 +1,59 @@
+import json
+import os
+import pathlib
+
+import pytest
+
+from fastrim import backends
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BACKENDS = ["cffi", "python"]
+
+
+def corpus_dir():
+    explicit = os.environ.get("FASTRIM_CORPUS")
+    return pathlib.Path(explicit) if explicit else ROOT.parent / "shared" / "corpus"
+
+
+def corpus_params(relpath, select):
+    """Test parameters read from a corpus JSON file, or one placeholder when
+    the corpus is absent, so that the test still runs and the corpus fixture
+    says why it cannot (skip locally, fail under CI)."""
+    path = corpus_dir() / relpath
+    if not path.exists():
+        return ["corpus-missing"]
+    return select(json.loads(path.read_text()))
+
+
+@pytest.fixture(scope="session")
+def corpus():
+    """The shared corpus of public logs; its absence fails CI and skips elsewhere."""
+    path = corpus_dir()
+    if not path.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"corpus not found at {path} (set FASTRIM_CORPUS)")
+        pytest.skip(f"corpus not found at {path} (set FASTRIM_CORPUS)")
+    return path
+
+
+def load_backend(name):
+    """The backend module; a C backend that did not build fails the test unless
+    the run asked for the Python backend alone."""
+    try:
+        return backends.load(name)
+    except ImportError as exc:
+        if os.environ.get("FASTRIM_BACKEND") == "python":
+            pytest.skip(f"FASTRIM_BACKEND=python: C backend not required ({exc})")
+        pytest.fail(f"the C backend did not build or import: {exc}")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def impl(request):
+    """Each backend in turn: every test using it runs on both."""
+    return load_backend(request.param)
+
+
+@pytest.fixture(scope="session")
+def both():
+    """Both backends at once, for differential tests."""
+    return [load_backend(name) for name in BACKENDS]
