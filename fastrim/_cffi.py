@@ -88,7 +88,7 @@ def _digest_size(alg):
 
 def rim_data(alg, rim, image, base, keep_contents):
     dlen = _digest_size(alg)
-    state = ffi.new("uint8_t[]", rim)
+    state = ffi.new("uint8_t[64]", rim)  # not uint8_t[]: that would add a NUL
     data = ffi.from_buffer(image)
     granules = granule_span(base, len(data))[1]
     contents = ffi.new("uint8_t[]", granules * dlen) if keep_contents else ffi.NULL
@@ -98,7 +98,7 @@ def rim_data(alg, rim, image, base, keep_contents):
 
 def rim_chain(alg, rim, ipa0, n, contents):
     dlen = _digest_size(alg)
-    state = ffi.new("uint8_t[]", rim)
+    state = ffi.new("uint8_t[64]", rim)  # not uint8_t[]: that would add a NUL
     source = ffi.NULL
     if contents is not None:
         source = ffi.from_buffer(contents)

@@ -1,0 +1,230 @@
+"""Decode stage: the QEMU Arm CCA events of a parsed log as typed records
+(rim-spec.md section 4), in log order, checked for what a real VMM writes."""
+
+import struct
+from dataclasses import dataclass
+
+from .errors import LogFormatError
+from .events import (
+    ALG_SHA256,
+    ALG_SHA512,
+    EV_EFI_PLATFORM_FIRMWARE_BLOB2,
+    EV_EVENT_TAG,
+    EV_NO_ACTION,
+    EV_POST_CODE2,
+)
+
+TAG_REALM_CREATE = 1
+TAG_INIT_RIPAS = 2
+TAG_REC_CREATE = 3
+
+# RMM hash_algo -> (TPM algId, name)
+HASH_ALGOS = {0: (ALG_SHA256, "sha256"), 1: (ALG_SHA512, "sha512")}
+
+_VM_VERSION_SIGNATURE = b"VM VERSION\0"
+_VM_VERSION_SIZE = 112
+_IMAGE_TYPES = (EV_POST_CODE2, EV_EFI_PLATFORM_FIRMWARE_BLOB2)
+
+
+@dataclass(frozen=True)
+class VmVersion:
+    name: str
+    version: str
+    ram_size: int
+    num_cpus: int
+    flags: int
+
+
+@dataclass(frozen=True)
+class RealmCreate:
+    flags: int
+    s2sz: int
+    sve_vl: int
+    num_bps: int
+    num_wps: int
+    pmu_num_ctrs: int
+    hash_algo: int
+
+    @property
+    def hash_name(self):
+        return HASH_ALGOS[self.hash_algo][1]
+
+    @property
+    def alg(self):
+        return HASH_ALGOS[self.hash_algo][0]
+
+
+@dataclass(frozen=True)
+class InitRipas:
+    base: int
+    size: int
+
+
+@dataclass(frozen=True)
+class RecCreate:
+    flags: int
+    pc: int
+    gprs: tuple
+
+
+@dataclass(frozen=True)
+class ImageLoad:
+    description: str
+    base: int
+    size: int
+    digest: bytes  # None for an image loaded unmeasured (the LOG)
+    event_type: int
+
+
+@dataclass(frozen=True)
+class CcaStep:
+    """One decoded event and where it stands in the log."""
+
+    offset: int
+    record: object
+
+
+@dataclass(frozen=True)
+class CcaLog:
+    vm_version: VmVersion  # None when the log has none
+    realm: RealmCreate  # None when the log has no REALM_CREATE
+    steps: tuple  # of CcaStep, in log order, VM VERSION excluded
+
+    @property
+    def images(self):
+        return [s.record for s in self.steps if isinstance(s.record, ImageLoad)]
+
+
+def _short(event, what, need):
+    return LogFormatError(
+        f"{what} payload is {len(event.data)} bytes, needs {need}", code="log.bad_payload", offset=event.offset
+    )
+
+
+def _cstring(raw):
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def decode_vm_version(event):
+    """The VM VERSION EV_NO_ACTION event, or None when event is another one."""
+    if event.type != EV_NO_ACTION or not event.data.startswith(_VM_VERSION_SIGNATURE):
+        return None
+    if len(event.data) < _VM_VERSION_SIZE:
+        raise _short(event, "VM VERSION", _VM_VERSION_SIZE)
+    data = event.data
+    ram_size, num_cpus, flags = struct.unpack_from("<QI4xQ", data, 88)
+    return VmVersion(_cstring(data[16:48]), _cstring(data[48:88]), ram_size, num_cpus, flags)
+
+
+def _decode_tag(event):
+    if len(event.data) < 8:
+        raise _short(event, "EV_EVENT_TAG", 8)
+    tag_id, size = struct.unpack_from("<II", event.data)
+    if size > len(event.data) - 8:
+        raise _short(event, f"tag {tag_id}", 8 + size)
+    payload = event.data[8 : 8 + size]
+    if tag_id == TAG_REALM_CREATE:
+        if size < 16:
+            raise _short(event, "REALM_CREATE", 24)
+        return RealmCreate(*struct.unpack_from("<QBBBBBB", payload))
+    if tag_id == TAG_INIT_RIPAS:
+        if size < 16:
+            raise _short(event, "INIT_RIPAS", 24)
+        return InitRipas(*struct.unpack_from("<QQ", payload))
+    if tag_id == TAG_REC_CREATE:
+        if size < 80:
+            raise _short(event, "REC_CREATE", 88)
+        values = struct.unpack_from("<10Q", payload)
+        return RecCreate(values[0], values[1], values[2:])
+    return None  # another tag: kept in the parse, no effect on the RIM
+
+
+def _decode_image(event, alg):
+    data = event.data
+    if not data:
+        raise _short(event, "image", 17)
+    n = data[0]
+    if len(data) < 1 + n + 16:
+        raise _short(event, "image", 1 + n + 16)
+    # Older logs end the description with a NUL; current QEMU does not.
+    description = data[1 : 1 + n].rstrip(b"\0").decode("utf-8", "replace")
+    base, size = struct.unpack_from("<QQ", data, 1 + n)
+    digest = event.digests.get(alg)
+    if event.digests and digest is None:
+        raise LogFormatError(
+            f"image {description!r} has no digest for the realm's hash algorithm",
+            code="log.alg_mismatch", offset=event.offset,
+        )
+    return ImageLoad(description, base, size, digest, event.type)
+
+
+def decode_event(event, alg):
+    """The CCA record one event carries, or None; alg is the image digest algorithm."""
+    version = decode_vm_version(event)
+    if version is not None:
+        return version
+    if event.type == EV_EVENT_TAG:
+        return _decode_tag(event)
+    if event.type in _IMAGE_TYPES:
+        return _decode_image(event, alg)
+    return None
+
+
+def is_cca_log(log):
+    """True when the log carries QEMU CCA events (tags, VM VERSION or POST_CODE2 images)."""
+    for event in log.events:
+        if event.type in (EV_EVENT_TAG, EV_POST_CODE2) or decode_vm_version(event):
+            return True
+    return False
+
+
+def _check_realm(realm, offset, alg_ids):
+    if realm.hash_algo not in HASH_ALGOS:
+        raise LogFormatError(
+            f"REALM_CREATE hash_algo {realm.hash_algo} is not SHA-256 (0) or SHA-512 (1)",
+            code="log.unsupported_hash_algo", offset=offset,
+        )
+    if realm.alg not in alg_ids:
+        raise LogFormatError(
+            f"REALM_CREATE asks for {realm.hash_name} but the log's Spec ID event does not declare it",
+            code="log.alg_mismatch", offset=offset,
+        )
+
+
+def decode(log):
+    """The CCA records of log. Raises LogFormatError for events a real VMM
+    could not have written, or written in an order the RMM would refuse."""
+    vm_version = None
+    tagged = []
+    for event in log.events[1:]:  # events[0] is the Spec ID header
+        version = decode_vm_version(event)
+        if version is not None:
+            vm_version = vm_version or version
+        elif event.type == EV_EVENT_TAG:
+            record = _decode_tag(event)
+            if record is not None:
+                tagged.append(CcaStep(event.offset, record))
+    realms = [s for s in tagged if isinstance(s.record, RealmCreate)]
+    if len(realms) > 1:
+        raise LogFormatError("a second REALM_CREATE event", code="log.duplicate_realm_create", offset=realms[1].offset)
+    realm = realms[0].record if realms else None
+    if realm is not None:
+        _check_realm(realm, realms[0].offset, {alg for alg, _ in log.algs})
+    # Image digests use the realm's algorithm; a log without REALM_CREATE
+    # (it cannot be replayed) is read with its first Spec ID algorithm.
+    image_alg = realm.alg if realm is not None else log.algs[0][0]
+    steps = []
+    for event in log.events[1:]:
+        if event.type in _IMAGE_TYPES:
+            steps.append(CcaStep(event.offset, _decode_image(event, image_alg)))
+        elif event.type == EV_EVENT_TAG and tagged and tagged[0].offset == event.offset:
+            steps.append(tagged.pop(0))
+    first_realm_step = next((s for s in steps if s.record is realm), None) if realm else None
+    for step in steps:
+        if step is first_realm_step:
+            break
+        if realm is not None or not isinstance(step.record, ImageLoad):
+            raise LogFormatError(
+                f"{type(step.record).__name__} before REALM_CREATE", code="log.out_of_order", offset=step.offset
+            )
+    return CcaLog(vm_version, realm, tuple(steps))

@@ -1,0 +1,74 @@
+"""Content-hash cache: each granule's content hash depends only on the image
+and its offset within its first granule, never on the RIM, so it is kept per
+(algorithm, image digest, base % 4096) and shared across processes and runs.
+
+Files are written atomically and checked on every read (header fields and a
+SHA-256 of the payload); a damaged file is deleted and rebuilt, never trusted.
+"""
+
+import hashlib
+import mmap
+import os
+import struct
+
+from .files import write_atomic
+
+_MAGIC = b"FRCCv001"
+_HEADER = struct.Struct("<8sHHH2xQ64s32s")  # magic, alg, offset, dlen, count, image digest, payload sha256
+_HEADER_SIZE = 128
+
+
+class ContentCache:
+    def __init__(self, directory):
+        self.directory = directory
+        self.rejected = 0  # damaged files found and dropped
+
+    def _path(self, key):
+        alg, digest, offset = key
+        return os.path.join(self.directory, "content", f"{alg:04x}", f"{digest.hex()}-{offset:03x}.bin")
+
+    def get(self, key, count):
+        """The count content hashes for key as a read-only buffer, or None."""
+        path = self._path(key)
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < _HEADER_SIZE:
+                    raise ValueError("short")
+                data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return self._reject(path)
+        alg, digest, offset = key
+        magic, h_alg, h_offset, dlen, h_count, h_digest, checksum = _HEADER.unpack_from(data)
+        payload = memoryview(data)[_HEADER_SIZE:]
+        if (
+            (magic, h_alg, h_offset, h_count, h_digest) != (_MAGIC, alg, offset, count, digest.ljust(64, b"\0"))
+            or len(payload) != count * dlen
+            or hashlib.sha256(payload).digest() != checksum
+        ):
+            return self._reject(path)
+        return payload
+
+    def _reject(self, path):
+        self.rejected += 1
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        return None
+
+    def put(self, key, contents):
+        alg, digest, offset = key
+        dlen = len(digest)
+        header = _HEADER.pack(
+            _MAGIC, alg, offset, dlen, len(contents) // dlen, digest.ljust(64, b"\0"),
+            hashlib.sha256(contents).digest(),
+        ).ljust(_HEADER_SIZE, b"\0")
+        path = self._path(key)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            write_atomic(path, lambda f: (f.write(header), f.write(contents)))
+        except OSError:
+            pass  # an unwritable cache costs speed, not correctness

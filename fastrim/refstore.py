@@ -1,0 +1,133 @@
+"""Reference stage: the verifier's own known-good images, found by the digest
+the log records (SHA-256 or SHA-512 of the whole file).
+
+The index of digests is kept under the cache directory and refreshed only for
+files whose size or mtime changed; an image whose file changed after it was
+indexed is hashed again before use.
+"""
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+
+from .errors import InputError, ReferenceImageError
+from .events import ALG_SHA256, ALG_SHA512
+from .files import map_file, write_atomic
+
+_INDEX_VERSION = 1
+_CHUNK = 1 << 20
+
+
+def default_cache_dir():
+    explicit = os.environ.get("FASTRIM_CACHE_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "fastrim")
+
+
+@dataclass(frozen=True)
+class RefImage:
+    name: str  # path relative to the store's root
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: bytes
+    sha512: bytes
+
+
+def _hash_file(path):
+    sha256, sha512 = hashlib.sha256(), hashlib.sha512()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            sha256.update(chunk)
+            sha512.update(chunk)
+    return sha256.digest(), sha512.digest()
+
+
+class RefStore:
+    def __init__(self, root, cache_dir=None):
+        self.root = os.path.abspath(root)
+        if not os.path.isdir(self.root):
+            raise InputError(f"reference store {root} is not a directory", code="io.unreadable")
+        key = hashlib.sha256(self.root.encode()).hexdigest()[:32]
+        self.index_path = os.path.join(cache_dir or default_cache_dir(), "refs", key + ".json")
+        self.hashed = 0  # files hashed by the last refresh
+        self._images = {}
+        self._by_digest = {}
+        self.refresh()
+
+    def _load_index(self):
+        try:
+            with open(self.index_path) as f:
+                doc = json.load(f)
+            if doc.get("version") != _INDEX_VERSION or doc.get("root") != self.root:
+                return {}
+            return {name: tuple(entry) for name, entry in doc["files"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}  # a missing or damaged index is rebuilt, never trusted
+
+    def refresh(self):
+        """Walk the store; hash only new files and those whose size or mtime changed."""
+        known = self._load_index()
+        images = {}
+        self.hashed = 0
+        for directory, dirs, files in os.walk(self.root):
+            dirs.sort()
+            for filename in sorted(files):
+                path = os.path.join(directory, filename)
+                name = os.path.relpath(path, self.root)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                entry = known.get(name)
+                if entry and len(entry) == 4 and entry[:2] == (st.st_size, st.st_mtime_ns):
+                    sha256, sha512 = bytes.fromhex(entry[2]), bytes.fromhex(entry[3])
+                else:
+                    try:
+                        sha256, sha512 = _hash_file(path)
+                    except OSError:
+                        continue
+                    self.hashed += 1
+                images[name] = RefImage(name, path, st.st_size, st.st_mtime_ns, sha256, sha512)
+        self._images = images
+        self._by_digest = {}
+        for image in images.values():
+            self._by_digest.setdefault((ALG_SHA256, image.sha256), image)
+            self._by_digest.setdefault((ALG_SHA512, image.sha512), image)
+        if self.hashed or set(known) != set(images):
+            self._save_index()
+
+    def _save_index(self):
+        doc = {
+            "version": _INDEX_VERSION,
+            "root": self.root,
+            "files": {
+                i.name: [i.size, i.mtime_ns, i.sha256.hex(), i.sha512.hex()] for i in self._images.values()
+            },
+        }
+        try:
+            os.makedirs(os.path.dirname(self.index_path), exist_ok=True)
+            write_atomic(self.index_path, lambda f: f.write(json.dumps(doc).encode()))
+        except OSError:
+            pass  # an unwritable cache costs speed on the next run, not correctness
+
+    def __len__(self):
+        return len(self._images)
+
+    def find(self, alg, digest):
+        return self._by_digest.get((alg, bytes(digest)))
+
+    def open(self, ref):
+        """The image's bytes, mapped read-only; hashed again if its file
+        changed since it was indexed, and refused if it no longer matches."""
+        data = map_file(ref.path)
+        st = os.stat(ref.path)
+        if (st.st_size, st.st_mtime_ns) != (ref.size, ref.mtime_ns):
+            if (hashlib.sha256(data).digest(), len(data)) != (ref.sha256, ref.size):
+                raise ReferenceImageError(
+                    f"reference image {ref.name} changed after it was indexed", code="ref.changed"
+                )
+        return data

@@ -1,0 +1,224 @@
+"""Replay stage: rebuild the Realm Initial Measurement from decoded CCA
+records exactly as the RMM computed it (rim-spec.md sections 3 and 4).
+
+The per-granule loop runs in the backend, one call per image; the few other
+descriptors (parameters, RIPAS blocks, the boot REC) are built here.
+"""
+
+import hashlib
+import struct
+from dataclasses import dataclass, field
+
+from . import backends
+from .cca import ImageLoad, InitRipas, RealmCreate, RecCreate
+from .errors import LogFormatError, ReferenceImageError
+from .events import ALG_SHA256
+from .framing import DESCRIPTOR_SIZE, GRANULE_SIZE, MEASUREMENT_SIZE, granule_span
+
+PROFILES = ("1.0-rel0", "1.0-eac2", "2.0")
+
+DESC_DATA, DESC_REC, DESC_RIPAS = 0, 1, 2
+_BLOCK_SHIFTS = {0: 39, 1: 30, 2: 21, 3: 12}  # RTT level -> block size (4 KiB granule)
+
+# A realm bigger than this is refused rather than hashed (configurable).
+DEFAULT_MAX_MEASURED_BYTES = 64 << 30
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    profile: str = "1.0-rel0"
+    force_lpa2: bool = False  # LPA2 hosts set flags bit0, which QEMU never logs
+    bps_wps_as_counts: bool = False  # an older kernel logged counts, not count - 1
+    max_measured_bytes: int = DEFAULT_MAX_MEASURED_BYTES
+
+    def __post_init__(self):
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown RMM profile {self.profile!r}: one of {', '.join(PROFILES)}")
+
+
+@dataclass
+class ReplayResult:
+    rim: bytes  # the digest only (32 or 64 bytes)
+    hash_algo: str
+    steps: list = field(default_factory=list)  # (label, RIM after it)
+    images: list = field(default_factory=list)  # (ImageLoad, reference file or None)
+    granules: int = 0
+    bytes_hashed: int = 0
+    cache_hits: int = 0
+
+
+def _hash_fn(alg):
+    return hashlib.sha256 if alg == ALG_SHA256 else hashlib.sha512
+
+
+def _measure(alg, message):
+    """pad64(H(message)): measurements are held in 64-byte fields."""
+    return _hash_fn(alg)(message).digest().ljust(MEASUREMENT_SIZE, b"\0")
+
+
+def _descriptor(desc_type, rim, body):
+    header = struct.pack("<B7xQ", desc_type, DESCRIPTOR_SIZE) + rim
+    return (header + body).ljust(DESCRIPTOR_SIZE, b"\0")
+
+
+def initial_rim(realm, options=ReplayOptions()):
+    """RMI_REALM_CREATE: the RIM starts as the hash of the measured parameters."""
+    params = bytearray(GRANULE_SIZE)
+    if options.profile == "1.0-eac2":
+        params[0x30] = realm.hash_algo  # RMM 1.0-eac2 measured only hash_algo
+    else:
+        flags = realm.flags | (1 if options.force_lpa2 else 0)
+        bps, wps = realm.num_bps, realm.num_wps
+        if options.bps_wps_as_counts:
+            bps, wps = max(bps - 1, 0), max(wps - 1, 0)
+        struct.pack_into("<Q", params, 0, flags)
+        for offset, value in ((0x08, realm.s2sz), (0x10, realm.sve_vl), (0x18, bps),
+                              (0x20, wps), (0x28, realm.pmu_num_ctrs), (0x30, realm.hash_algo)):
+            params[offset] = value
+    return _measure(realm.alg, bytes(params))
+
+
+def block_sizes(s2sz):
+    """RTT block sizes usable at INIT_RIPAS time for an IPA width, largest first."""
+    table_bits = s2sz - 12
+    levels = -(-table_bits // 9)
+    if table_bits - 9 * (levels - 1) <= 4:
+        levels -= 1  # KVM concatenates root tables that would resolve <= 4 bits
+    return [1 << _BLOCK_SHIFTS[level] for level in range(4 - levels, 4)]
+
+
+def ripas_blocks(base, top, s2sz):
+    """The greedy split of [base, top) into the largest naturally aligned blocks."""
+    sizes = block_sizes(s2sz)
+    addr = base
+    while addr < top:
+        size = next(s for s in sizes if addr % s == 0 and addr + s <= top)
+        yield addr, addr + size
+        addr += size
+
+
+def ripas_rim(alg, rim, base, top):
+    return _measure(alg, _descriptor(DESC_RIPAS, rim, struct.pack("<QQ", base, top)))
+
+
+def rec_rim(alg, rim, rec):
+    params = bytearray(GRANULE_SIZE)
+    struct.pack_into("<Q", params, 0x000, rec.flags)
+    struct.pack_into("<Q", params, 0x200, rec.pc)
+    struct.pack_into("<8Q", params, 0x300, *rec.gprs)
+    content = _measure(alg, bytes(params))
+    return _measure(alg, _descriptor(DESC_REC, rim, content))
+
+
+def _check_range(what, offset, base, size, realm):
+    protected = 1 << (realm.s2sz - 1)
+    if base % GRANULE_SIZE and what == "INIT_RIPAS":
+        raise LogFormatError(f"INIT_RIPAS base 0x{base:x} is not granule aligned", code="log.bad_ripas", offset=offset)
+    if size % GRANULE_SIZE and what == "INIT_RIPAS":
+        raise LogFormatError(f"INIT_RIPAS size 0x{size:x} is not granule aligned", code="log.bad_ripas", offset=offset)
+    if base >= protected or size > protected - base:
+        raise LogFormatError(
+            f"{what} [0x{base:x}, +0x{size:x}) is outside the realm's protected range [0, 0x{protected:x})",
+            code="log.outside_realm", offset=offset,
+        )
+
+
+class _GranuleLedger:
+    """The RMM creates a granule once: no two images may share one."""
+
+    def __init__(self):
+        self._ranges = []
+
+    def claim(self, first, count, image, offset):
+        end = first + count * GRANULE_SIZE
+        for lo, hi, other in self._ranges:
+            if first < hi and lo < end:
+                raise LogFormatError(
+                    f"image {image!r} reuses granules of {other!r} in [0x{max(lo, first):x}, 0x{min(hi, end):x})",
+                    code="log.granule_reused", offset=offset,
+                )
+        self._ranges.append((first, end, image))
+
+
+def replay(cca_log, refs=None, *, options=ReplayOptions(), cache=None, impl=None):
+    """Replay a decoded CCA log. refs finds reference images by digest
+    (see refstore.RefStore); cache holds content hashes (see contentcache).
+
+    Raises LogFormatError for a log no real realm could have produced and
+    ReferenceImageError when an image is not in the reference store.
+    """
+    impl = impl or backends.active
+    realm = cca_log.realm
+    if realm is None:
+        raise LogFormatError("the log has no REALM_CREATE event", code="log.no_realm_create", offset=None)
+    if not 16 < realm.s2sz <= 52:
+        raise LogFormatError(f"REALM_CREATE s2sz {realm.s2sz} is out of range", code="log.bad_realm_params",
+                             offset=cca_log.steps[0].offset)
+    alg = realm.alg
+    dlen = _hash_fn(alg)().digest_size
+    rim = initial_rim(realm, options)
+    result = ReplayResult(b"", realm.hash_name, steps=[("REALM_CREATE", rim[:dlen])])
+    ledger = _GranuleLedger()
+    measured_bytes = 0
+    for step in cca_log.steps[1:]:
+        record = step.record
+        if isinstance(record, RealmCreate):
+            continue
+        if isinstance(record, InitRipas):
+            _check_range("INIT_RIPAS", step.offset, record.base, record.size, realm)
+            if options.profile != "2.0":  # RMM 2.0 no longer measures INIT_RIPAS
+                for base, top in ripas_blocks(record.base, record.base + record.size, realm.s2sz):
+                    rim = ripas_rim(alg, rim, base, top)
+            label = "INIT_RIPAS"
+        elif isinstance(record, RecCreate):
+            if record.flags & 1 or options.profile == "1.0-eac2":
+                rim = rec_rim(alg, rim, record)
+            label = "REC_CREATE"
+        elif isinstance(record, ImageLoad):
+            _check_range(f"image {record.description!r}", step.offset, record.base, record.size, realm)
+            measured_bytes += record.size
+            if measured_bytes > options.max_measured_bytes:
+                raise LogFormatError(
+                    f"the log loads more than {options.max_measured_bytes} bytes of images",
+                    code="log.too_large_to_measure", offset=step.offset,
+                )
+            first, count = granule_span(record.base, record.size)
+            ledger.claim(first, count, record.description, step.offset)
+            rim = _replay_image(impl, alg, rim, record, step.offset, refs, cache, result)
+            result.granules += count
+            label = record.description
+        else:
+            continue
+        result.steps.append((label, rim[:dlen]))
+    result.rim = rim[:dlen]
+    return result
+
+
+def _replay_image(impl, alg, rim, image, offset, refs, cache, result):
+    first, count = granule_span(image.base, image.size)
+    if image.digest is None:
+        result.images.append((image, None))
+        return impl.rim_chain(alg, rim, first, count, None)
+    ref = refs.find(alg, image.digest) if refs is not None else None
+    if ref is None:
+        raise ReferenceImageError(
+            f"no reference image for {image.description} with digest {image.digest.hex()}",
+            code="ref.unknown_image", offset=offset,
+        )
+    if ref.size != image.size:
+        raise LogFormatError(
+            f"{image.description} is logged as {image.size} bytes but its reference image "
+            f"{ref.name} has {ref.size}",
+            code="log.size_mismatch", offset=offset,
+        )
+    result.images.append((image, ref))
+    key = (alg, image.digest, image.base % GRANULE_SIZE)
+    contents = cache.get(key, count) if cache is not None else None
+    if contents is not None:
+        result.cache_hits += 1
+        return impl.rim_chain(alg, rim, first, count, contents)
+    rim, _, contents = impl.rim_data(alg, rim, refs.open(ref), image.base, cache is not None)
+    result.bytes_hashed += image.size
+    if cache is not None:
+        cache.put(key, contents)
+    return rim
