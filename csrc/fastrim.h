@@ -64,6 +64,10 @@ int fr_frame(const uint8_t *buf, uint64_t len, uint32_t max_event_size,
              fr_event *events, uint32_t ev_cap,
              fr_digest *digests, uint32_t dg_cap, fr_result *res);
 
+/* The locality PCR0 starts from: 4 after an H-CRTM event, else the byte of
+ * a StartupLocality EV_NO_ACTION event at PCR 0, else 0. */
+uint8_t fr_startup_locality(const uint8_t *buf, const fr_event *events, uint32_t n_events);
+
 /* TPM-style replay of one bank over framed events. pcrs_out holds 24 PCRs of
  * dsize bytes; bit i of *extended is set when PCR i received an extend.
  * Returns 0, or -1 when libcrypto has no such algorithm. */

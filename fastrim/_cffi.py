@@ -15,6 +15,8 @@ NAME = "cffi"
 
 # Start small, grow on demand: most logs hold a few hundred records.
 _INITIAL_EVENTS = 512
+# The C side writes every table entry it reports; zeroing them first is waste.
+_new_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
 
 
 class _Events(Sequence):
@@ -45,10 +47,11 @@ def frame(buf, max_event_size):
     data = ffi.from_buffer(buf)
     length = len(data)
     res = ffi.new("fr_result *")
-    ev_cap = dg_cap = min(_INITIAL_EVENTS, length // 12 + 2)
+    ev_cap = min(_INITIAL_EVENTS, length // 12 + 2)
+    dg_cap = ev_cap * 4  # up to four banks per event before the tables grow
     while True:
-        events = ffi.new("fr_event[]", ev_cap)
-        digests = ffi.new("fr_digest[]", dg_cap)
+        events = _new_uncleared("fr_event[]", ev_cap)
+        digests = _new_uncleared("fr_digest[]", dg_cap)
         err = lib.fr_frame(data, length, max_event_size, events, ev_cap, digests, dg_cap, res)
         if err != lib.FR_ERR_CAPACITY:
             break
@@ -62,6 +65,11 @@ def frame(buf, max_event_size):
     return Framing(FORMAT_NAMES[res.format], algs, res.end, table, native=table)
 
 
+def startup_locality(buf, framing):
+    table = framing.native
+    return lib.fr_startup_locality(ffi.from_buffer(buf), table._events, table._count)
+
+
 def pcr_replay(buf, framing, alg, size, locality):
     table = framing.native
     pcrs = ffi.new("uint8_t[]", 24 * size)
@@ -72,8 +80,7 @@ def pcr_replay(buf, framing, alg, size, locality):
     )
     if rc:
         return None
-    raw = ffi.buffer(pcrs)[:]
-    return [raw[i * size : (i + 1) * size] for i in range(24)], extended[0]
+    return ffi.buffer(pcrs)[:], extended[0]
 
 
 _DIGEST_SIZES = {ALG_SHA256: 32, ALG_SHA512: 64}

@@ -111,12 +111,15 @@ def cmd_replay(args):
     return EXIT_OK
 
 
+def _rim_arg(text):
+    try:
+        return verify.parse_rim_hex(text, "--rim")
+    except FastrimError as exc:
+        raise argparse.ArgumentTypeError(exc.args[0]) from None
+
+
 def cmd_verify(args):
-    expected = None
-    if args.rim:
-        expected = verify.parse_rim_hex(args.rim, "--rim")
-    else:
-        expected = verify.sidecar_rim(args.log)
+    expected = args.rim if args.rim is not None else verify.sidecar_rim(args.log)
     refs = RefStore(args.refs, cache_dir=args.cache_dir)
     verdict = verify.verify(
         args.log, refs, expected, options=_replay_options(args), cache=_cache(args),
@@ -192,7 +195,7 @@ def build_parser():
                        "(--rim, else the sidecar LOG.rim). Without one the verdict is 'unverified'.")
     _add_log_options(p)
     _add_replay_options(p, refs_required=True)
-    p.add_argument("--rim", metavar="HEX", help="the attested RIM (hex); beats a LOG.rim sidecar")
+    p.add_argument("--rim", metavar="HEX", type=_rim_arg, help="the attested RIM (hex); beats a LOG.rim sidecar")
     p.set_defaults(run=cmd_verify)
 
     p = sub.add_parser("index", help="build or refresh the reference image index",

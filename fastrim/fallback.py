@@ -8,7 +8,7 @@ import hashlib
 import struct
 
 from . import errors
-from .events import ALG_SHA1, ALG_SHA256, ALG_SHA512, EV_NO_ACTION, REPLAYABLE_ALGS
+from .events import ALG_SHA1, ALG_SHA256, ALG_SHA512, EV_EFI_HCRTM_EVENT, EV_NO_ACTION, REPLAYABLE_ALGS
 from .framing import (
     DESCRIPTOR_SIZE,
     FORMAT_NAMES,
@@ -160,6 +160,21 @@ def _frame(buf, max_event_size):
     return Framing(fmt, algs, rec, events)
 
 
+_STARTUP_LOCALITY = b"StartupLocality\0"
+
+
+def startup_locality(buf, framing):
+    locality = None
+    for event in framing.events:
+        if event.type == EV_EFI_HCRTM_EVENT:
+            return 4
+        if locality is None and event.type == EV_NO_ACTION and event.pcr == 0 and event.data_size == 17:
+            data = bytes(buf[event.data_offset : event.data_offset + 17])
+            if data.startswith(_STARTUP_LOCALITY):
+                locality = data[16]
+    return locality or 0
+
+
 def pcr_replay(buf, framing, alg, size, locality):
     name = REPLAYABLE_ALGS.get(alg)
     if name is None or not 0 < size <= 64:
@@ -184,7 +199,7 @@ def pcr_replay(buf, framing, alg, size, locality):
                 pcrs[event.pcr] = h.digest()
                 extended |= 1 << event.pcr
                 break
-    return pcrs, extended
+    return b"".join(pcrs), extended
 
 
 # ---- RIM: RMI_DATA_CREATE --------------------------------------------------

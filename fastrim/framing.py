@@ -5,9 +5,11 @@ A backend module (fastrim._cffi or fastrim.fallback) provides:
 ``frame(buf, max_event_size) -> Framing``
     Split a TCG event log into records without copying it; raise
     LogFormatError (via errors.framing_error) on malformed input.
+``startup_locality(buf, framing) -> int``
+    The locality PCR0 starts from (H-CRTM event: 4; StartupLocality event).
 ``pcr_replay(buf, framing, alg, size, locality) -> (pcrs, extended) | None``
-    TPM-style replay of one bank: 24 PCR values and a bit mask of the PCRs
-    that received an extend; None when the hash is not available.
+    TPM-style replay of one bank: the 24 PCR values end to end and a bit
+    mask of the PCRs that received an extend; None when the hash is missing.
 ``rim_data(alg, rim, image, base, keep_contents) -> (rim, granules, contents)``
     RMI_DATA_CREATE for every granule of an image loaded at base.
 ``rim_chain(alg, rim, ipa0, granules, contents) -> rim``

@@ -1,12 +1,17 @@
+"""Fixtures shared by tests/ and benchmarks/: the corpus and the backends."""
+
 import json
 import os
 import pathlib
+import sys
 
 import pytest
 
 from fastrim import backends
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "tests"))  # tests/helpers.py, for the benchmarks too
+
 BACKENDS = ["cffi", "python"]
 
 

@@ -1,0 +1,68 @@
+"""Cold and warm RIM replay of a 256 MiB image, SHA-256 and SHA-512, per
+backend, next to hashlib hashing the same bytes in one call (the
+single-stream limit of this machine). The ratio is in extra_info.
+
+FASTRIM_BENCH_MIB shrinks the image (the Python backend at 256 MiB takes
+minutes; CI runs every benchmark once with --benchmark-disable).
+"""
+
+import hashlib
+import os
+
+import pytest
+
+from fastrim import cca, contentcache, replay, synth, tcglog
+from helpers import MemoryRefs
+
+IMAGE_MIB = int(os.environ.get("FASTRIM_BENCH_MIB", "256"))
+
+
+@pytest.fixture(scope="module")
+def image():
+    size = IMAGE_MIB << 20
+    return (hashlib.sha256(b"fastrim").digest() * (size // 32 + 1))[:size]
+
+
+def _decoded(image, hash_algo):
+    spec = synth.RealmSpec(hash_algo=hash_algo, s2sz=44, ram_size=1 << 30,
+                           images=(synth.Image("KERNEL", 0x40000000, image),),
+                           log_base=0x40000000 + len(image) + 4096)
+    return cca.decode(tcglog.parse(synth.write_log(spec))), MemoryRefs(spec.images)
+
+
+@pytest.mark.parametrize("algo", ["sha256", "sha512"])
+def test_hashlib_one_call_limit(benchmark, image, algo):
+    benchmark.group = f"replay-{algo}"
+    benchmark.pedantic(lambda: hashlib.new(algo, image).digest(), rounds=3, iterations=1)
+    benchmark.extra_info["gb_per_s"] = len(image) / benchmark.stats.stats.min / 1e9 if benchmark.stats else None
+
+
+@pytest.mark.parametrize("algo", ["sha256", "sha512"])
+def test_cold_replay(benchmark, impl, image, algo, tmp_path):
+    benchmark.group = f"replay-{algo}"
+    decoded, refs = _decoded(image, 0 if algo == "sha256" else 1)
+    limit = min(_time(lambda: hashlib.new(algo, image).digest()) for _ in range(3))
+    rounds = 3 if impl.NAME == "cffi" else 1
+    benchmark.pedantic(lambda: replay.replay(decoded, refs, impl=impl), rounds=rounds, iterations=1)
+    if benchmark.stats:
+        benchmark.extra_info["ratio_to_hashlib"] = limit / benchmark.stats.stats.min
+
+
+@pytest.mark.parametrize("algo", ["sha256", "sha512"])
+def test_warm_replay(benchmark, impl, image, algo, tmp_path):
+    benchmark.group = f"replay-{algo}"
+    decoded, refs = _decoded(image, 0 if algo == "sha256" else 1)
+    cache = contentcache.ContentCache(tmp_path)
+    cold = _time(lambda: replay.replay(decoded, refs, impl=impl, cache=cache))
+    result = benchmark.pedantic(lambda: replay.replay(decoded, refs, impl=impl, cache=cache), rounds=3, iterations=1)
+    assert result.cache_hits == 1
+    if benchmark.stats:
+        benchmark.extra_info["cold_over_warm"] = cold / benchmark.stats.stats.min
+
+
+def _time(fn):
+    import time
+
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start

@@ -1,0 +1,101 @@
+"""The command line, run as a user would: output formats, exit codes, and one
+clean line on stderr for a bad log."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+BACKENDS = ["cffi", "python"]
+
+
+def fastrim(*args, backend="cffi", cache=None):
+    env = dict(os.environ, FASTRIM_BACKEND=backend)
+    if cache:
+        env["FASTRIM_CACHE_DIR"] = str(cache)
+    return subprocess.run([sys.executable, "-m", "fastrim", *map(str, args)], capture_output=True, text=True, env=env)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_parse_json_lines_decode_cca_events(corpus, backend):
+    run = fastrim("parse", "--json", corpus / "cca/scenario-b-sha256.log", backend=backend)
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    kinds = [e.get("decoded", {}).get("kind") for e in events]
+    assert kinds == ["SpecIdEvent03", "VmVersion", "RealmCreate", "InitRipas"] + ["ImageLoad"] * 4 + [
+        "RecCreate", "ImageLoad"]
+    kernel = events[5]
+    assert kernel["type_name"] == "EV_POST_CODE2" and kernel["decoded"]["description"] == "KERNEL"
+    assert kernel["digests"]["sha256"] == kernel["decoded"]["digest"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_replay_json_prints_pcrs_and_rim(corpus, tmp_path, backend):
+    run = fastrim("replay", "--json", corpus / "cca/scenario-a-sha512.log", "--refs", corpus / "cca",
+                  backend=backend, cache=tmp_path)
+    out = json.loads(run.stdout)
+    vectors = json.loads((corpus / "cca/vectors.json").read_text())
+    assert run.returncode == 0
+    assert (out["format"], out["banks"], out["hash_algo"]) == ("crypto-agile", ["sha512"], "sha512")
+    assert out["rim"] == vectors["logs"]["scenario-a-sha512.log"]["rim"]
+    assert set(out["pcrs"]) == {"sha512"}
+
+
+def test_replay_without_refs_says_why_there_is_no_rim(corpus, tmp_path):
+    out = json.loads(fastrim("replay", "--json", corpus / "cca/scenario-a-sha256.log", cache=tmp_path).stdout)
+    assert out["rim"] is None and out["rim_error"]["code"] == "ref.unknown_image"
+
+
+def test_replay_of_a_tpm_log(corpus):
+    out = json.loads(fastrim("replay", "--json", corpus / "tcg/tpm2-tools/event.bin").stdout)
+    assert out["banks"] == ["sha1", "sha256", "sha384", "sha512"] and "rim" not in out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_verify_exit_codes(corpus, tmp_path, backend):
+    log = corpus / "cca/scenario-b-sha256.log"
+    rim = json.loads((corpus / "cca/vectors.json").read_text())["logs"]["scenario-b-sha256.log"]["rim"]
+    ok = fastrim("verify", log, "--refs", corpus / "cca", "--rim", rim, "--json", backend=backend, cache=tmp_path)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["status"] == "pass"
+    bad = fastrim("verify", log, "--refs", corpus / "cca", "--rim", "00" * 32, "--json", backend=backend, cache=tmp_path)
+    verdict = json.loads(bad.stdout)
+    assert bad.returncode == 1 and (verdict["status"], verdict["error_code"]) == ("fail", "rim.mismatch")
+    assert verdict["expected_rim"] == "00" * 32 and verdict["rim"] == rim
+    assert [i["reference"] for i in verdict["images"]] == ["firmware-b.bin", "kernel-b.bin", "initrd-b.bin",
+                                                            "dtb-b.bin", None]
+    unverified = fastrim("verify", log, "--refs", corpus / "cca", backend=backend, cache=tmp_path)
+    assert unverified.returncode == 0 and unverified.stdout.startswith("unverified")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_malformed_log_is_one_line_on_stderr(corpus, backend):
+    run = fastrim("parse", corpus / "tcg/synthetic/mut-truncated-mid-event.bin", backend=backend)
+    assert run.returncode == 1
+    assert run.stderr == "fastrim: log.truncated at offset 861: the record needs 32 more bytes but only 6 are left\n"
+
+
+def test_unreadable_log_and_usage_errors(tmp_path):
+    run = fastrim("parse", tmp_path / "missing.log")
+    assert run.returncode == 1 and run.stderr.startswith("fastrim: io.unreadable") and "Traceback" not in run.stderr
+    assert fastrim("verify", tmp_path / "x.log").returncode == 2  # --refs missing
+    bad_rim = fastrim("verify", tmp_path / "x.log", "--refs", tmp_path, "--rim", "zz")
+    assert bad_rim.returncode == 2 and "--rim is not hex" in bad_rim.stderr
+
+
+def test_help_explains_the_commands():
+    run = fastrim("--help")
+    assert run.returncode == 0
+    for command in ("parse", "replay", "verify", "index"):
+        assert command in run.stdout
+    assert "Exit status" in run.stdout
+
+
+def test_index_command(corpus, tmp_path):
+    run = fastrim("index", corpus / "cca", "--cache-dir", tmp_path)
+    files = sum(1 for p in (corpus / "cca").iterdir() if p.is_file())
+    assert run.returncode == 0 and run.stdout.startswith(f"{files} reference images")
+    assert f"{files} hashed now" in run.stdout
+    again = fastrim("index", corpus / "cca", "--cache-dir", tmp_path)
+    assert "0 hashed now" in again.stdout

@@ -1,0 +1,84 @@
+"""The reference store index and the content-hash cache: reuse what is
+unchanged, and never trust a damaged or stale file."""
+
+import hashlib
+import os
+
+import pytest
+
+from fastrim import contentcache, refstore
+from fastrim.errors import ReferenceImageError
+from fastrim.events import ALG_SHA256, ALG_SHA512
+
+
+def test_index_rehashes_only_new_or_changed_files(tmp_path):
+    refs = tmp_path / "refs"
+    (refs / "sub").mkdir(parents=True)
+    (refs / "a.bin").write_bytes(b"a" * 5000)
+    (refs / "sub" / "b.bin").write_bytes(b"b" * 7000)
+    store = refstore.RefStore(refs, cache_dir=tmp_path / "cache")
+    assert (len(store), store.hashed) == (2, 2)
+    assert refstore.RefStore(refs, cache_dir=tmp_path / "cache").hashed == 0
+    (refs / "a.bin").write_bytes(b"A" * 5000)
+    os.utime(refs / "a.bin", ns=(1, 1))
+    store = refstore.RefStore(refs, cache_dir=tmp_path / "cache")
+    assert store.hashed == 1
+    ref = store.find(ALG_SHA512, hashlib.sha512(b"A" * 5000).digest())
+    assert ref.name == "a.bin" and ref.size == 5000
+    assert store.find(ALG_SHA256, hashlib.sha256(b"a" * 5000).digest()) is None
+    assert store.find(ALG_SHA256, hashlib.sha256(b"b" * 7000).digest()).name == os.path.join("sub", "b.bin")
+
+
+def test_damaged_index_is_rebuilt(tmp_path):
+    (tmp_path / "refs").mkdir()
+    (tmp_path / "refs" / "a.bin").write_bytes(b"x")
+    store = refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache")
+    with open(store.index_path, "w") as f:
+        f.write('{"version": 1, "root": "nonsense", "fil')
+    assert refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache").hashed == 1
+
+
+def test_image_changed_after_indexing_is_refused(tmp_path):
+    (tmp_path / "refs").mkdir()
+    path = tmp_path / "refs" / "k.bin"
+    path.write_bytes(b"kernel" * 100)
+    store = refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache")
+    ref = store.find(ALG_SHA256, hashlib.sha256(b"kernel" * 100).digest())
+    assert bytes(store.open(ref)) == b"kernel" * 100
+    path.write_bytes(b"KERNEL" * 100)
+    os.utime(path, ns=(5, 5))
+    with pytest.raises(ReferenceImageError) as info:
+        store.open(ref)
+    assert info.value.code == "ref.changed"
+
+
+KEY = (ALG_SHA256, hashlib.sha256(b"img").digest(), 0xAB0)
+CONTENTS = b"".join(hashlib.sha256(bytes([i])).digest() for i in range(5))
+
+
+def test_cache_round_trip(tmp_path):
+    cache = contentcache.ContentCache(tmp_path)
+    assert cache.get(KEY, 5) is None
+    cache.put(KEY, CONTENTS)
+    assert bytes(cache.get(KEY, 5)) == CONTENTS
+    assert cache.get((ALG_SHA256, KEY[1], 0), 5) is None  # another offset is another entry
+
+
+@pytest.mark.parametrize("damage", ["flip-payload", "truncate", "empty", "garbage-header", "wrong-count"])
+def test_damaged_cache_file_is_dropped_not_trusted(tmp_path, damage):
+    cache = contentcache.ContentCache(tmp_path)
+    cache.put(KEY, CONTENTS)
+    path = cache._path(KEY)
+    data = bytearray(open(path, "rb").read())
+    if damage == "flip-payload":
+        data[-1] ^= 0xFF
+    elif damage == "truncate":
+        data = data[:-7]
+    elif damage == "empty":
+        data = b""
+    elif damage == "garbage-header":
+        data[:8] = b"NOTCACHE"
+    open(path, "wb").write(bytes(data))
+    count = 4 if damage == "wrong-count" else 5
+    assert cache.get(KEY, count) is None
+    assert cache.rejected == 1 and not os.path.exists(path)
