@@ -195,36 +195,31 @@ def decode(log):
     """The CCA records of log. Raises LogFormatError for events a real VMM
     could not have written, or written in an order the RMM would refuse."""
     vm_version = None
-    tagged = []
+    realm = None
+    steps = []
     for event in log.events[1:]:  # events[0] is the Spec ID header
         version = decode_vm_version(event)
         if version is not None:
             vm_version = vm_version or version
-        elif event.type == EV_EVENT_TAG:
-            record = _decode_tag(event)
-            if record is not None:
-                tagged.append(CcaStep(event.offset, record))
-    realms = [s for s in tagged if isinstance(s.record, RealmCreate)]
-    if len(realms) > 1:
-        raise LogFormatError("a second REALM_CREATE event", code="log.duplicate_realm_create", offset=realms[1].offset)
-    realm = realms[0].record if realms else None
-    if realm is not None:
-        _check_realm(realm, realms[0].offset, {alg for alg, _ in log.algs})
-    # Image digests use the realm's algorithm; a log without REALM_CREATE
-    # (it cannot be replayed) is read with its first Spec ID algorithm.
-    image_alg = realm.alg if realm is not None else log.algs[0][0]
-    steps = []
-    for event in log.events[1:]:
-        if event.type in _IMAGE_TYPES:
-            steps.append(CcaStep(event.offset, _decode_image(event, image_alg)))
-        elif event.type == EV_EVENT_TAG and tagged and tagged[0].offset == event.offset:
-            steps.append(tagged.pop(0))
-    first_realm_step = next((s for s in steps if s.record is realm), None) if realm else None
-    for step in steps:
-        if step is first_realm_step:
-            break
-        if realm is not None or not isinstance(step.record, ImageLoad):
-            raise LogFormatError(
-                f"{type(step.record).__name__} before REALM_CREATE", code="log.out_of_order", offset=step.offset
-            )
+            continue
+        # Image digests use the realm's algorithm; a log without REALM_CREATE
+        # (it cannot be replayed) is read with its first Spec ID algorithm.
+        record = decode_event(event, realm.alg if realm is not None else log.algs[0][0])
+        if record is None:
+            continue
+        if isinstance(record, RealmCreate):
+            if realm is not None:
+                raise LogFormatError("a second REALM_CREATE event", code="log.duplicate_realm_create",
+                                     offset=event.offset)
+            _check_realm(record, event.offset, {alg for alg, _ in log.algs})
+            realm = record
+            early = steps[0] if steps else None
+        else:
+            # Images alone may stand without REALM_CREATE (such a log cannot
+            # be replayed); RIPAS and REC events may not.
+            early = None if realm is not None or isinstance(record, ImageLoad) else CcaStep(event.offset, record)
+        if early is not None:
+            raise LogFormatError(f"{type(early.record).__name__} before REALM_CREATE",
+                                 code="log.out_of_order", offset=early.offset)
+        steps.append(CcaStep(event.offset, record))
     return CcaLog(vm_version, realm, tuple(steps))

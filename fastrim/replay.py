@@ -112,15 +112,20 @@ def rec_rim(alg, rim, rec):
 
 def _check_range(what, offset, base, size, realm):
     protected = 1 << (realm.s2sz - 1)
-    if base % GRANULE_SIZE and what == "INIT_RIPAS":
-        raise LogFormatError(f"INIT_RIPAS base 0x{base:x} is not granule aligned", code="log.bad_ripas", offset=offset)
-    if size % GRANULE_SIZE and what == "INIT_RIPAS":
-        raise LogFormatError(f"INIT_RIPAS size 0x{size:x} is not granule aligned", code="log.bad_ripas", offset=offset)
     if base >= protected or size > protected - base:
         raise LogFormatError(
             f"{what} [0x{base:x}, +0x{size:x}) is outside the realm's protected range [0, 0x{protected:x})",
             code="log.outside_realm", offset=offset,
         )
+
+
+def _check_ripas(ripas, offset, realm):
+    if ripas.base % GRANULE_SIZE or ripas.size % GRANULE_SIZE:
+        raise LogFormatError(
+            f"INIT_RIPAS [0x{ripas.base:x}, +0x{ripas.size:x}) is not granule aligned",
+            code="log.bad_ripas", offset=offset,
+        )
+    _check_range("INIT_RIPAS", offset, ripas.base, ripas.size, realm)
 
 
 class _GranuleLedger:
@@ -165,7 +170,7 @@ def replay(cca_log, refs=None, *, options=ReplayOptions(), cache=None, impl=None
         if isinstance(record, RealmCreate):
             continue
         if isinstance(record, InitRipas):
-            _check_range("INIT_RIPAS", step.offset, record.base, record.size, realm)
+            _check_ripas(record, step.offset, realm)
             if options.profile != "2.0":  # RMM 2.0 no longer measures INIT_RIPAS
                 for base, top in ripas_blocks(record.base, record.base + record.size, realm.s2sz):
                     rim = ripas_rim(alg, rim, base, top)

@@ -165,8 +165,10 @@ def _with_events_after_header(extra, spec=SPEC):
         (_tag_event(2, struct.pack("<QQ", 0x40000000, 4096)), "log.out_of_order"),
         (_tag_event(1, bytes(8)), "log.bad_payload"),
         (_tag_event(3, bytes(40)), "log.bad_payload"),
+        (struct.pack("<IIII", 0, 0x13, 0, 20) + b"\x03LOG" + struct.pack("<QQ", 0x40000000, 4096),
+         "log.out_of_order"),
     ],
-    ids=["ripas-before-realm", "short-realm-create", "short-rec"],
+    ids=["ripas-before-realm", "short-realm-create", "short-rec", "image-before-realm"],
 )
 def test_misordered_or_short_events_are_log_errors(impl, extra, code):
     with pytest.raises(LogFormatError) as info:
