@@ -357,35 +357,50 @@ int fr_pcr_replay(const uint8_t *buf, const fr_event *events, uint32_t n_events,
 
 /* ---- RIM: RMI_DATA_CREATE ---------------------------------------------- */
 
-/* Descriptor of RMI_DATA_CREATE (desc_type 0): header, RIM, ipa, flags, content. */
-static void data_descriptor(uint8_t *desc, const uint8_t *rim, uint64_t ipa, int measured,
-                            const uint8_t *content, uint32_t dlen)
-{
-    memset(desc, 0, DESC_SIZE);
-    desc[0x08] = DESC_SIZE & 0xFF;
-    desc[0x09] = DESC_SIZE >> 8;
-    memcpy(desc + 0x10, rim, 64);
-    wr64(desc + 0x50, ipa);
-    wr64(desc + 0x58, measured ? 1 : 0);
-    if (measured) memcpy(desc + 0x60, content, dlen);
-}
-
 static int rim_alg_ok(uint16_t alg) { return alg == ALG_SHA256 || alg == ALG_SHA512; }
 
-static void chain_step(uint16_t alg, uint8_t *rim, uint64_t ipa, const uint8_t *content)
-{
+/* The RMI_DATA_CREATE descriptor (desc_type 0), kept across granules: the
+ * RIM field at 0x10 is where each step's hash lands, so only ipa, flags and
+ * content change between steps. */
+typedef struct {
+    uint16_t alg;
+    uint32_t dlen;
     uint8_t desc[DESC_SIZE];
-    uint32_t dlen = alg == ALG_SHA256 ? 32 : 64;
-    data_descriptor(desc, rim, ipa, content != NULL, content, dlen);
-    memset(rim, 0, 64);
-    rim_hash(alg, desc, DESC_SIZE, rim);
+} data_chain;
+
+static void chain_start(data_chain *c, uint16_t alg, const uint8_t *rim)
+{
+    c->alg = alg;
+    c->dlen = alg == ALG_SHA256 ? 32 : 64;
+    memset(c->desc, 0, DESC_SIZE);
+    c->desc[0x08] = DESC_SIZE & 0xFF;
+    c->desc[0x09] = DESC_SIZE >> 8;
+    memcpy(c->desc + 0x10, rim, 64);
 }
+
+/* content NULL: the granule is created unmeasured (flags 0, content zero). */
+static void chain_step(data_chain *c, uint64_t ipa, const uint8_t *content)
+{
+    wr64(c->desc + 0x50, ipa);
+    wr64(c->desc + 0x58, content ? 1 : 0);
+    if (content)
+        memcpy(c->desc + 0x60, content, c->dlen);
+    else
+        memset(c->desc + 0x60, 0, c->dlen);
+    uint8_t next[64] = {0}; /* a measurement is the digest padded to 64 bytes */
+    rim_hash(c->alg, c->desc, DESC_SIZE, next);
+    memcpy(c->desc + 0x10, next, 64);
+}
+
+static void chain_end(const data_chain *c, uint8_t *rim) { memcpy(rim, c->desc + 0x10, 64); }
 
 int64_t fr_rim_data(uint16_t alg, uint8_t *rim, const uint8_t *img,
                     uint64_t img_len, uint64_t base, uint8_t *contents_out)
 {
     if (!rim_alg_ok(alg)) return -1;
-    uint32_t dlen = alg == ALG_SHA256 ? 32 : 64;
+    data_chain chain;
+    chain_start(&chain, alg, rim);
+    uint32_t dlen = chain.dlen;
     uint64_t first = base & ~(uint64_t)(GRANULE - 1);
     uint64_t head = base - first;
     uint64_t n = (head + img_len + GRANULE - 1) / GRANULE;
@@ -408,8 +423,9 @@ int64_t fr_rim_data(uint16_t alg, uint8_t *rim, const uint8_t *img,
         }
         rim_hash(alg, src, GRANULE, content);
         if (contents_out) memcpy(contents_out + g * dlen, content, dlen);
-        chain_step(alg, rim, first + start, content);
+        chain_step(&chain, first + start, content);
     }
+    chain_end(&chain, rim);
     return (int64_t)n;
 }
 
@@ -417,8 +433,10 @@ int64_t fr_rim_chain(uint16_t alg, uint8_t *rim, uint64_t ipa0, uint64_t n,
                      const uint8_t *contents)
 {
     if (!rim_alg_ok(alg)) return -1;
-    uint32_t dlen = alg == ALG_SHA256 ? 32 : 64;
+    data_chain chain;
+    chain_start(&chain, alg, rim);
     for (uint64_t g = 0; g < n; g++)
-        chain_step(alg, rim, ipa0 + g * GRANULE, contents ? contents + g * dlen : NULL);
+        chain_step(&chain, ipa0 + g * GRANULE, contents ? contents + g * chain.dlen : NULL);
+    chain_end(&chain, rim);
     return (int64_t)n;
 }
