@@ -8,6 +8,7 @@ minutes; CI runs every benchmark once with --benchmark-disable).
 
 import hashlib
 import os
+import time
 
 import pytest
 
@@ -38,7 +39,7 @@ def test_hashlib_one_call_limit(benchmark, image, algo):
 
 
 @pytest.mark.parametrize("algo", ["sha256", "sha512"])
-def test_cold_replay(benchmark, impl, image, algo, tmp_path):
+def test_cold_replay(benchmark, impl, image, algo):
     benchmark.group = f"replay-{algo}"
     decoded, refs = _decoded(image, 0 if algo == "sha256" else 1)
     limit = min(_time(lambda: hashlib.new(algo, image).digest()) for _ in range(3))
@@ -61,8 +62,6 @@ def test_warm_replay(benchmark, impl, image, algo, tmp_path):
 
 
 def _time(fn):
-    import time
-
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
