@@ -10,13 +10,14 @@ import struct
 from . import errors
 from .events import ALG_SHA1, ALG_SHA256, ALG_SHA512, EV_EFI_HCRTM_EVENT, EV_NO_ACTION, REPLAYABLE_ALGS
 from .framing import (
-    DESCRIPTOR_SIZE,
+    DESC_DATA,
     FORMAT_NAMES,
     GRANULE_SIZE,
     MEASUREMENT_SIZE,
     Framing,
     RawDigest,
     RawEvent,
+    descriptor,
     granule_span,
 )
 
@@ -205,20 +206,12 @@ def pcr_replay(buf, framing, alg, size, locality):
 # ---- RIM: RMI_DATA_CREATE --------------------------------------------------
 
 _RIM_HASHES = {ALG_SHA256: hashlib.sha256, ALG_SHA512: hashlib.sha512}
-_DESC_HEADER = struct.pack("<B7xQ", 0, DESCRIPTOR_SIZE)  # desc_type 0, len
 
 
 def _data_descriptor(rim, ipa, content):
     measured = content is not None
-    return b"".join(
-        (
-            _DESC_HEADER,
-            rim,
-            struct.pack("<QQ", ipa, 1 if measured else 0),
-            (content if measured else b"").ljust(MEASUREMENT_SIZE, b"\0"),
-            bytes(DESCRIPTOR_SIZE - 0x60 - MEASUREMENT_SIZE),
-        )
-    )
+    fields = struct.pack("<QQ", ipa, 1 if measured else 0) + (content if measured else b"")
+    return descriptor(DESC_DATA, rim, fields)
 
 
 def _chain_step(hash_fn, rim, ipa, content):

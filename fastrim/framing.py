@@ -16,6 +16,7 @@ A backend module (fastrim._cffi or fastrim.fallback) provides:
     The descriptor chain alone, from cached content hashes or unmeasured.
 """
 
+import struct
 from typing import NamedTuple, Sequence
 
 FORMAT_CRYPTO_AGILE = "crypto-agile"
@@ -27,6 +28,7 @@ FORMAT_NAMES = {1: FORMAT_CRYPTO_AGILE, 2: FORMAT_SHA1_LEGACY}
 GRANULE_SIZE = 4096
 DESCRIPTOR_SIZE = 0x100
 MEASUREMENT_SIZE = 64
+DESC_DATA, DESC_REC, DESC_RIPAS = 0, 1, 2  # RIM descriptor types
 
 
 class RawDigest(NamedTuple):
@@ -56,3 +58,10 @@ def granule_span(base, size):
     """First granule address and granule count covered by [base, base+size)."""
     first = base & ~(GRANULE_SIZE - 1)
     return first, (base - first + size + GRANULE_SIZE - 1) // GRANULE_SIZE
+
+
+def descriptor(desc_type, rim, body):
+    """A RIM extension descriptor: type, length 0x100, the 64-byte current
+    RIM, then the type's fields from 0x50, zero to the end."""
+    header = struct.pack("<B7xQ", desc_type, DESCRIPTOR_SIZE) + rim
+    return (header + body).ljust(DESCRIPTOR_SIZE, b"\0")

@@ -13,11 +13,10 @@ from . import backends
 from .cca import ImageLoad, InitRipas, RealmCreate, RecCreate
 from .errors import LogFormatError, ReferenceImageError
 from .events import ALG_SHA256
-from .framing import DESCRIPTOR_SIZE, GRANULE_SIZE, MEASUREMENT_SIZE, granule_span
+from .framing import DESC_REC, DESC_RIPAS, GRANULE_SIZE, MEASUREMENT_SIZE, descriptor, granule_span
 
 PROFILES = ("1.0-rel0", "1.0-eac2", "2.0")
 
-DESC_DATA, DESC_REC, DESC_RIPAS = 0, 1, 2
 _BLOCK_SHIFTS = {0: 39, 1: 30, 2: 21, 3: 12}  # RTT level -> block size (4 KiB granule)
 
 # A realm bigger than this is refused rather than hashed (configurable).
@@ -54,11 +53,6 @@ def _hash_fn(alg):
 def _measure(alg, message):
     """pad64(H(message)): measurements are held in 64-byte fields."""
     return _hash_fn(alg)(message).digest().ljust(MEASUREMENT_SIZE, b"\0")
-
-
-def _descriptor(desc_type, rim, body):
-    header = struct.pack("<B7xQ", desc_type, DESCRIPTOR_SIZE) + rim
-    return (header + body).ljust(DESCRIPTOR_SIZE, b"\0")
 
 
 def initial_rim(realm, options=ReplayOptions()):
@@ -98,7 +92,7 @@ def ripas_blocks(base, top, s2sz):
 
 
 def ripas_rim(alg, rim, base, top):
-    return _measure(alg, _descriptor(DESC_RIPAS, rim, struct.pack("<QQ", base, top)))
+    return _measure(alg, descriptor(DESC_RIPAS, rim, struct.pack("<QQ", base, top)))
 
 
 def rec_rim(alg, rim, rec):
@@ -107,7 +101,7 @@ def rec_rim(alg, rim, rec):
     struct.pack_into("<Q", params, 0x200, rec.pc)
     struct.pack_into("<8Q", params, 0x300, *rec.gprs)
     content = _measure(alg, bytes(params))
-    return _measure(alg, _descriptor(DESC_REC, rim, content))
+    return _measure(alg, descriptor(DESC_REC, rim, content))
 
 
 def _check_range(what, offset, base, size, realm):
