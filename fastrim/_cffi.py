@@ -4,6 +4,7 @@ They allocate, call, check and hand back offsets; the log and image bytes are
 read in place through ffi.from_buffer, never copied.
 """
 
+import struct
 from collections.abc import Sequence
 
 from . import errors
@@ -19,11 +20,18 @@ _INITIAL_EVENTS = 512
 _new_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
 
 
+# The C tables read in bulk with struct rather than field by field through cffi.
+_EVENT = struct.Struct("<QQIIIIII")  # fr_event
+_DIGEST = struct.Struct("<QHHI")  # fr_digest
+if (_EVENT.size, _DIGEST.size) != (ffi.sizeof("fr_event"), ffi.sizeof("fr_digest")):
+    raise ImportError("fastrim._native does not match fastrim/_cffi.py: rebuild the extension")
+
+
 class _Events(Sequence):
     """The C event table, turned into RawEvent records only when read."""
 
-    def __init__(self, events, digests, count):
-        self._events, self._digests, self._count = events, digests, count
+    def __init__(self, events, digests, count, n_digests):
+        self._events, self._digests, self._count, self._n_digests = events, digests, count, n_digests
 
     def __len__(self):
         return self._count
@@ -35,10 +43,21 @@ class _Events(Sequence):
             index += self._count
         if not 0 <= index < self._count:
             raise IndexError(index)
-        e = self._events[index]
+        return self._raw(self._events[index])
+
+    def __iter__(self):  # Sequence's default goes through __getitem__: slow per event
+        digests = [
+            RawDigest(alg, offset, size)
+            for offset, alg, size, _ in _DIGEST.iter_unpack(ffi.buffer(self._digests, self._n_digests * _DIGEST.size))
+        ]
+        events = ffi.buffer(self._events, self._count * _EVENT.size)
+        for offset, data_offset, pcr, type_, data_size, first, n, _ in _EVENT.iter_unpack(events):
+            yield RawEvent(offset, pcr, type_, data_offset, data_size, tuple(digests[first : first + n]))
+
+    def _raw(self, e):
+        table = self._digests
         digests = tuple(
-            RawDigest(d.alg, d.offset, d.size)
-            for d in (self._digests[e.first_digest + k] for k in range(e.n_digests))
+            RawDigest(d.alg, d.offset, d.size) for d in (table[k] for k in range(e.first_digest, e.first_digest + e.n_digests))
         )
         return RawEvent(e.offset, e.pcr, e.type, e.data_offset, e.data_size, digests)
 
@@ -61,7 +80,7 @@ def frame(buf, max_event_size):
     if err:
         raise errors.framing_error(err, res.err_offset, res.err_value, res.err_limit)
     algs = tuple((res.alg_ids[i], res.alg_sizes[i]) for i in range(res.n_algs))
-    table = _Events(events, digests, res.n_events)
+    table = _Events(events, digests, res.n_events, res.n_digests)
     return Framing(FORMAT_NAMES[res.format], algs, res.end, table, native=table)
 
 

@@ -4,8 +4,11 @@ and its offset within its first granule, never on the RIM, so it is kept per
 
 Files are written atomically and checked on every read (header fields and a
 SHA-256 of the payload); a damaged file is deleted and rebuilt, never trusted.
+A lock file per entry lets concurrent workers hash each image once.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import mmap
 import os
@@ -18,10 +21,17 @@ _HEADER = struct.Struct("<8sHHH2xQ64s32s")  # magic, alg, offset, dlen, count, i
 _HEADER_SIZE = 128
 
 
+class CacheBusy(Exception):
+    """Another process is computing this entry (raised only when not waiting)."""
+
+
 class ContentCache:
     def __init__(self, directory):
         self.directory = directory
         self.rejected = 0  # damaged files found and dropped
+        # False: filling() raises CacheBusy rather than wait for another
+        # process, so a batch worker can do other work first.
+        self.wait = True
 
     def _path(self, key):
         alg, digest, offset = key
@@ -58,6 +68,25 @@ class ContentCache:
         except OSError:
             pass
         return None
+
+    @contextlib.contextmanager
+    def filling(self, key):
+        """Hold key's lock while its contents are computed and put."""
+        path = self._path(key) + ".lock"
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            yield  # no lock without a writable cache: each process hashes for itself
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if self.wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise CacheBusy(key) from None
+            yield  # the lock goes with the descriptor, and with the process if it dies
+        finally:
+            os.close(fd)
 
     def put(self, key, contents):
         alg, digest, offset = key

@@ -131,3 +131,23 @@ class RefStore:
                     f"reference image {ref.name} changed after it was indexed", code="ref.changed"
                 )
         return data
+
+
+class MemoryRefStore:
+    """Reference images held in memory ({name: bytes}), with RefStore's
+    find/open interface: for generators and benchmarks that already hold them."""
+
+    def __init__(self, images):
+        self._by_digest = {}
+        self._data = {}
+        for name, data in images.items():
+            ref = RefImage(name, None, len(data), 0, hashlib.sha256(data).digest(), hashlib.sha512(data).digest())
+            self._data[name] = data
+            self._by_digest.setdefault((ALG_SHA256, ref.sha256), ref)
+            self._by_digest.setdefault((ALG_SHA512, ref.sha512), ref)
+
+    def find(self, alg, digest):
+        return self._by_digest.get((alg, bytes(digest)))
+
+    def open(self, ref):
+        return self._data[ref.name]

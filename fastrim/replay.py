@@ -14,6 +14,7 @@ from .cca import ImageLoad, InitRipas, RealmCreate, RecCreate
 from .errors import LogFormatError, ReferenceImageError
 from .events import ALG_SHA256
 from .framing import DESC_REC, DESC_RIPAS, GRANULE_SIZE, MEASUREMENT_SIZE, descriptor, granule_span
+from .stepmemo import step_key
 
 PROFILES = ("1.0-rel0", "1.0-eac2", "2.0")
 
@@ -43,7 +44,8 @@ class ReplayResult:
     images: list = field(default_factory=list)  # (ImageLoad, reference file or None)
     granules: int = 0
     bytes_hashed: int = 0
-    cache_hits: int = 0
+    cache_hits: int = 0  # images whose content hashes came from the content cache
+    memo_hits: int = 0  # image steps whose RIM came from the step memo
 
 
 def _hash_fn(alg):
@@ -139,9 +141,10 @@ class _GranuleLedger:
         self._ranges.append((first, end, image))
 
 
-def replay(cca_log, refs=None, *, options=ReplayOptions(), cache=None, impl=None):
+def replay(cca_log, refs=None, *, options=ReplayOptions(), cache=None, memo=None, impl=None):
     """Replay a decoded CCA log. refs finds reference images by digest
-    (see refstore.RefStore); cache holds content hashes (see contentcache).
+    (see refstore.RefStore); cache holds content hashes (see contentcache);
+    memo holds the RIM after image steps (see stepmemo).
 
     Raises LogFormatError for a log no real realm could have produced and
     ReferenceImageError when an image is not in the reference store.
@@ -183,7 +186,7 @@ def replay(cca_log, refs=None, *, options=ReplayOptions(), cache=None, impl=None
                 )
             first, count = granule_span(record.base, record.size)
             ledger.claim(first, count, record.description, step.offset)
-            rim = _replay_image(impl, alg, rim, record, step.offset, refs, cache, result)
+            rim = _replay_image(impl, alg, rim, record, step.offset, refs, cache, memo, result)
             result.granules += count
             label = record.description
         else:
@@ -193,31 +196,52 @@ def replay(cca_log, refs=None, *, options=ReplayOptions(), cache=None, impl=None
     return result
 
 
-def _replay_image(impl, alg, rim, image, offset, refs, cache, result):
-    first, count = granule_span(image.base, image.size)
-    if image.digest is None:
-        result.images.append((image, None))
-        return impl.rim_chain(alg, rim, first, count, None)
-    ref = refs.find(alg, image.digest) if refs is not None else None
-    if ref is None:
-        raise ReferenceImageError(
-            f"no reference image for {image.description} with digest {image.digest.hex()}",
-            code="ref.unknown_image", offset=offset,
-        )
-    if ref.size != image.size:
-        raise LogFormatError(
-            f"{image.description} is logged as {image.size} bytes but its reference image "
-            f"{ref.name} has {ref.size}",
-            code="log.size_mismatch", offset=offset,
-        )
+def _replay_image(impl, alg, rim, image, offset, refs, cache, memo, result):
+    """The RIM after one image, from the memo when this step was seen before.
+    The image must be a vetted reference even then: a hit only skips hashing."""
+    ref = None
+    if image.digest is not None:
+        ref = refs.find(alg, image.digest) if refs is not None else None
+        if ref is None:
+            raise ReferenceImageError(
+                f"no reference image for {image.description} with digest {image.digest.hex()}",
+                code="ref.unknown_image", offset=offset,
+            )
+        if ref.size != image.size:
+            raise LogFormatError(
+                f"{image.description} is logged as {image.size} bytes but its reference image "
+                f"{ref.name} has {ref.size}",
+                code="log.size_mismatch", offset=offset,
+            )
     result.images.append((image, ref))
+    key = step_key(alg, rim, image.base, image.size, image.digest) if memo is not None else None
+    after = memo.get(key) if key is not None else None
+    if after is not None:
+        result.memo_hits += 1
+        return after
+    after = _hash_image(impl, alg, rim, image, ref, refs, cache, result)
+    if key is not None:
+        memo.put(key, after)
+    return after
+
+
+def _hash_image(impl, alg, rim, image, ref, refs, cache, result):
+    first, count = granule_span(image.base, image.size)
+    if ref is None:
+        return impl.rim_chain(alg, rim, first, count, None)
+    if cache is None:
+        rim, _, _ = impl.rim_data(alg, rim, refs.open(ref), image.base, False)
+        result.bytes_hashed += image.size
+        return rim
     key = (alg, image.digest, image.base % GRANULE_SIZE)
-    contents = cache.get(key, count) if cache is not None else None
-    if contents is not None:
-        result.cache_hits += 1
-        return impl.rim_chain(alg, rim, first, count, contents)
-    rim, _, contents = impl.rim_data(alg, rim, refs.open(ref), image.base, cache is not None)
-    result.bytes_hashed += image.size
-    if cache is not None:
-        cache.put(key, contents)
-    return rim
+    contents = cache.get(key, count)
+    if contents is None:
+        with cache.filling(key):
+            contents = cache.get(key, count)  # another process may have filled it meanwhile
+            if contents is None:
+                rim, _, contents = impl.rim_data(alg, rim, refs.open(ref), image.base, True)
+                result.bytes_hashed += image.size
+                cache.put(key, contents)
+                return rim
+    result.cache_hits += 1
+    return impl.rim_chain(alg, rim, first, count, contents)

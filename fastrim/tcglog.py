@@ -1,8 +1,8 @@
 """Parse stage: a TCG2 event log (crypto-agile or SHA1-legacy) framed into
 events by the live backend, with each event's digests and data."""
 
-from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 from . import backends
 from .events import alg_name, event_type_name
@@ -11,8 +11,7 @@ from .events import alg_name, event_type_name
 DEFAULT_MAX_EVENT_SIZE = 1 << 20
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):  # a tuple: built for every event of every log, it must be cheap
     index: int
     offset: int
     pcr: int

@@ -5,16 +5,21 @@ error (the log, a reference image or an input could not be used), or
 unverified (no expected RIM was given; the computed RIM is still reported).
 """
 
+import collections
 import hmac
 import os
 import time
 from dataclasses import dataclass, field
 
+import xxhash
+
 from . import backends, cca, replay, tcglog
 from .errors import FastrimError, InputError
-from .files import map_file
+from .files import map_file, read_head
 
 PASS, FAIL, ERROR, UNVERIFIED = "pass", "fail", "error", "unverified"
+STATUSES = (PASS, FAIL, ERROR, UNVERIFIED)
+REALM_FIELDS = ("flags", "s2sz", "sve_vl", "num_bps", "num_wps", "pmu_num_ctrs")
 
 
 @dataclass
@@ -26,6 +31,7 @@ class Verdict:
     hash_algo: str = None
     rim: bytes = None
     expected_rim: bytes = None
+    rim_source: str = None  # where expected_rim came from: "given" or "sidecar"
     vm_version: object = None  # cca.VmVersion
     realm: object = None  # cca.RealmCreate
     images: list = field(default_factory=list)  # (cca.ImageLoad, refstore.RefImage or None)
@@ -33,35 +39,34 @@ class Verdict:
     granules: int = 0
     bytes_hashed: int = 0
     cache_hits: int = 0
+    memo_hits: int = 0
+    reused: bool = False  # the outcome of a byte-identical log was reused
     elapsed_ms: float = 0.0
     backend: str = None
 
-    def as_dict(self):
-        """Plain JSON-ready values, digests as lower-case hex."""
-        realm = None
-        if self.realm is not None:
-            realm = {k: getattr(self.realm, k) for k in
-                     ("flags", "s2sz", "sve_vl", "num_bps", "num_wps", "pmu_num_ctrs", "hash_algo")}
-        vmm = None
-        if self.vm_version is not None:
-            vmm = {"name": self.vm_version.name, "version": self.vm_version.version,
-                   "ram_size": self.vm_version.ram_size, "num_cpus": self.vm_version.num_cpus}
+    def row(self):
+        """The result row (see results.SCHEMA): flat fields, digests as bytes."""
+        vmm, realm = self.vm_version, self.realm
         return {
             "log": self.log,
             "status": self.status,
             "error_code": self.error_code,
             "detail": self.detail,
             "hash_algo": self.hash_algo,
-            "rim": self.rim.hex() if self.rim is not None else None,
-            "expected_rim": self.expected_rim.hex() if self.expected_rim is not None else None,
-            "vmm": vmm,
-            "realm": realm,
+            "rim": self.rim,
+            "expected_rim": self.expected_rim,
+            "rim_source": self.rim_source,
+            "vmm_name": vmm.name if vmm else None,
+            "vmm_version": vmm.version if vmm else None,
+            "ram_size": vmm.ram_size if vmm else None,
+            "num_cpus": vmm.num_cpus if vmm else None,
+            **{name: getattr(realm, name) if realm else None for name in REALM_FIELDS},
             "images": [
                 {
                     "description": image.description,
                     "base": image.base,
                     "size": image.size,
-                    "digest": image.digest.hex() if image.digest is not None else None,
+                    "digest": image.digest,
                     "reference": ref.name if ref is not None else None,
                 }
                 for image, ref in self.images
@@ -70,6 +75,8 @@ class Verdict:
             "granules": self.granules,
             "bytes_hashed": self.bytes_hashed,
             "cache_hits": self.cache_hits,
+            "memo_hits": self.memo_hits,
+            "reused": self.reused,
             "elapsed_ms": round(self.elapsed_ms, 3),
             "backend": self.backend,
         }
@@ -89,36 +96,98 @@ def parse_rim_hex(text, source):
     return value
 
 
+def sidecar_path(log_path, suffix):
+    """X.rim (or X.token) beside X.log or X.bin."""
+    stem, ext = os.path.splitext(log_path)
+    return (stem if ext in LOG_SUFFIXES else log_path) + suffix
+
+
+LOG_SUFFIXES = (".log", ".bin")
+
+
 def sidecar_rim(log_path):
-    """The expected RIM from the sidecar file LOG.rim, or None when there is none."""
-    path = log_path + ".rim"
-    if not os.path.exists(path):
-        return None
+    """The expected RIM from the sidecar X.rim of X.log, or None when there is none."""
+    path = sidecar_path(log_path, ".rim")
+    raw = read_head(path, 1024)
+    return None if raw is None else parse_rim_hex(raw.decode("ascii", "replace"), path)
+
+
+@dataclass
+class Replayed:
+    """What a log's bytes replay to, apart from any expected value, so that a
+    byte-identical log can reuse it: the decoded facts and the replay result,
+    or the error that stopped them."""
+
+    events: int = 0
+    vm_version: object = None
+    realm: object = None
+    result: replay.ReplayResult = None
+    error: FastrimError = None
+
+
+def replay_log(data, refs, *, options, cache, memo, max_event_size, impl):
+    replayed = Replayed()
     try:
-        with open(path) as f:
-            text = f.read(1024)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}", code="io.unreadable") from None
-    return parse_rim_hex(text, path)
+        log = tcglog.parse(data, max_event_size=max_event_size, impl=impl)
+        replayed.events = len(log)
+        decoded = cca.decode(log)
+        replayed.vm_version, replayed.realm = decoded.vm_version, decoded.realm
+        replayed.result = replay.replay(decoded, refs, options=options, cache=cache, memo=memo, impl=impl)
+    except FastrimError as exc:
+        replayed.error = exc
+    return replayed
 
 
-def verify(log_path, refs, expected_rim=None, *, options=replay.ReplayOptions(), cache=None,
-           max_event_size=tcglog.DEFAULT_MAX_EVENT_SIZE, impl=None, name=None):
-    """Replay log_path against refs and compare with expected_rim (bytes or None)."""
+class SameLogMemo:
+    """Replay outcomes of the logs this process has seen, found again by their
+    bytes: fleets launch many realms from one configuration, and their logs
+    are byte for byte the same. An xxh3-128 digest only picks the candidate;
+    a full byte comparison decides, so a fast-hash collision cannot reuse a
+    wrong outcome. Valid for one reference store and one set of options.
+    Holds at most `capacity` logs of up to 1 MiB; the oldest go first."""
+
+    def __init__(self, capacity=1024):
+        self.capacity = capacity
+        self._entries = collections.OrderedDict()
+
+    def get(self, data):
+        entry = self._entries.get(xxhash.xxh3_128_digest(data))
+        return entry[1] if entry is not None and entry[0] == data else None
+
+    def put(self, data, replayed):
+        if isinstance(data, bytes) and len(data) <= 1 << 20:
+            self._entries[xxhash.xxh3_128_digest(data)] = (data, replayed)
+            if len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+
+def verify(log_path, refs, expected_rim=None, *, use_sidecar=True, options=replay.ReplayOptions(),
+           cache=None, memo=None, same_logs=None, max_event_size=tcglog.DEFAULT_MAX_EVENT_SIZE, impl=None,
+           name=None):
+    """Replay log_path against refs and compare with expected_rim (bytes),
+    else with the log's .rim sidecar when use_sidecar is set. same_logs (a
+    SameLogMemo) reuses the outcome of a byte-identical log."""
     impl = impl or backends.active
     started = time.perf_counter()
-    verdict = Verdict(name or log_path, ERROR, expected_rim=expected_rim, backend=impl.NAME)
+    verdict = Verdict(name or log_path, ERROR, backend=impl.NAME)
     try:
-        log = tcglog.parse(map_file(log_path), max_event_size=max_event_size, impl=impl)
-        verdict.events = len(log)
-        decoded = cca.decode(log)
-        verdict.vm_version, verdict.realm = decoded.vm_version, decoded.realm
-        if decoded.realm is not None:
-            verdict.hash_algo = decoded.realm.hash_name
-        result = replay.replay(decoded, refs, options=options, cache=cache, impl=impl)
-        verdict.rim, verdict.images = result.rim, result.images
-        verdict.granules, verdict.bytes_hashed = result.granules, result.bytes_hashed
-        verdict.cache_hits = result.cache_hits
+        data = map_file(log_path)
+        replayed = same_logs.get(data) if same_logs is not None else None
+        if replayed is None:
+            replayed = replay_log(data, refs, options=options, cache=cache, memo=memo,
+                                  max_event_size=max_event_size, impl=impl)
+            if same_logs is not None:
+                same_logs.put(data, replayed)
+        else:
+            verdict.reused = True
+        _fill(verdict, replayed)
+        if replayed.error is not None:
+            raise replayed.error
+        if expected_rim is not None:
+            verdict.expected_rim, verdict.rim_source = expected_rim, "given"
+        elif use_sidecar:
+            verdict.expected_rim = sidecar_rim(log_path)
+            verdict.rim_source = "sidecar" if verdict.expected_rim is not None else None
         _compare(verdict)
     except FastrimError as exc:
         verdict.status, verdict.error_code = ERROR, exc.code
@@ -126,6 +195,18 @@ def verify(log_path, refs, expected_rim=None, *, options=replay.ReplayOptions(),
         verdict.detail = f"{exc.args[0]}{where}"
     verdict.elapsed_ms = (time.perf_counter() - started) * 1000
     return verdict
+
+
+def _fill(verdict, replayed):
+    verdict.events, verdict.vm_version, verdict.realm = replayed.events, replayed.vm_version, replayed.realm
+    if replayed.realm is not None:
+        verdict.hash_algo = replayed.realm.hash_name
+    result = replayed.result
+    if result is not None:
+        verdict.rim, verdict.images, verdict.granules = result.rim, result.images, result.granules
+        if not verdict.reused:  # the work done for this log; none when reused
+            verdict.bytes_hashed, verdict.cache_hits, verdict.memo_hits = (
+                result.bytes_hashed, result.cache_hits, result.memo_hits)
 
 
 def _compare(verdict):

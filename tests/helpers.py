@@ -1,37 +1,11 @@
 """Shared test helpers: in-memory reference stores and realm builders."""
 
-import hashlib
-from dataclasses import dataclass
-
-from fastrim import cca, replay, synth, tcglog
-from fastrim.events import ALG_SHA256, ALG_SHA512
+from fastrim import cca, refstore, replay, synth, tcglog
 
 
-@dataclass(frozen=True)
-class MemoryRef:
-    name: str
-    size: int
-
-
-class MemoryRefs:
-    """A reference store held in memory, with the interface of refstore.RefStore."""
-
-    def __init__(self, images):
-        self._by_digest = {}
-        self._data = {}
-        for image in images:
-            if image.data is None:
-                continue
-            ref = MemoryRef(image.description.lower() + ".bin", len(image.data))
-            self._data[ref] = image.data
-            for alg, fn in ((ALG_SHA256, hashlib.sha256), (ALG_SHA512, hashlib.sha512)):
-                self._by_digest[(alg, fn(image.data).digest())] = ref
-
-    def find(self, alg, digest):
-        return self._by_digest.get((alg, bytes(digest)))
-
-    def open(self, ref):
-        return self._data[ref]
+def MemoryRefs(images):
+    """A reference store in memory holding the measured images of a spec."""
+    return refstore.MemoryRefStore({i.description.lower() + ".bin": i.data for i in images if i.data is not None})
 
 
 def replay_spec(spec, impl, refs=None, log=None, **kwargs):

@@ -119,8 +119,24 @@ def test_wrong_length_expected_rim_fails(fleet, impl):
 def test_sidecar_rim_is_read(fleet, tmp_path):
     (tmp_path / "a.log").write_bytes(b"")
     assert verify.sidecar_rim(str(tmp_path / "a.log")) is None
-    (tmp_path / "a.log.rim").write_text(fleet[2].hex() + "\n")
+    (tmp_path / "a.rim").write_text(fleet[2].hex() + "\n")  # X.rim beside X.log, as design.md says
     assert verify.sidecar_rim(str(tmp_path / "a.log")) == fleet[2]
+    assert verify.sidecar_path("dir/b.bin", ".rim") == "dir/b.rim"
+    assert verify.sidecar_path("dir/c.evlog", ".rim") == "dir/c.evlog.rim"
+
+
+def test_the_sidecar_is_read_by_verify_and_an_explicit_rim_beats_it(fleet, impl):
+    tmp_path, refs, rim = fleet
+    log = tmp_path / "s.log"
+    log.write_bytes(synth.write_log(SPEC))
+    (tmp_path / "s.rim").write_text("00" * 32)
+    from_sidecar = verify.verify(str(log), refs, impl=impl)
+    assert (from_sidecar.status, from_sidecar.rim_source, from_sidecar.expected_rim) == ("fail", "sidecar", bytes(32))
+    given = verify.verify(str(log), refs, rim, impl=impl)
+    assert (given.status, given.rim_source) == ("pass", "given")
+    (tmp_path / "s.rim").write_text("not hex")
+    broken = verify.verify(str(log), refs, impl=impl)
+    assert (broken.status, broken.error_code, broken.rim) == ("error", "input.bad_rim", rim)
 
 
 @pytest.mark.parametrize(

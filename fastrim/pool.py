@@ -1,0 +1,175 @@
+"""Worker processes for batch runs, built so that one dying worker costs only
+the task it was on: the parent knows which task each worker holds, reports
+that one as crashed, starts a replacement and carries on.
+
+(multiprocessing.Pool waits forever for a task whose worker was killed, and
+concurrent.futures marks the whole pool broken; neither fits a verifier that
+reads hostile input with a C extension.)
+
+Tasks go out in small chunks and every result comes back on its own, so the
+parent learns of results as they happen and a crash loses nothing finished.
+Worker logging reaches the parent's handlers: through multiprocessing-logging
+with the fork start method, else through a stdlib QueueHandler/QueueListener.
+"""
+
+import collections
+import logging
+import logging.handlers
+import multiprocessing
+import multiprocessing.connection
+import signal
+
+import multiprocessing_logging
+
+_MAX_CHUNK = 32
+
+
+class WorkerCrash:
+    """The outcome of a task whose worker process died."""
+
+    def __init__(self, exitcode):
+        self.exitcode = exitcode
+
+    def __str__(self):
+        if self.exitcode is not None and self.exitcode < 0:
+            try:
+                return f"the worker process was killed by {signal.Signals(-self.exitcode).name}"
+            except ValueError:
+                pass
+        return f"the worker process died (exit code {self.exitcode})"
+
+
+class WorkerError:
+    """The outcome of a task whose function raised an unexpected exception."""
+
+    def __init__(self, message):
+        self.message = message
+
+    def __str__(self):
+        return self.message
+
+
+def _worker_main(conn, initializer, initargs, function, log_queue):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how to stop
+    if log_queue is not None:
+        root = logging.getLogger()
+        root.handlers[:] = [logging.handlers.QueueHandler(log_queue)]
+    initializer(*initargs)
+    while True:
+        try:
+            chunk = conn.recv()
+        except EOFError:
+            return
+        if chunk is None:
+            return
+        for seq, task in chunk:
+            try:
+                outcome = function(task)
+            except Exception as exc:  # reported as this task's outcome, the worker lives on
+                outcome = WorkerError(f"{type(exc).__name__}: {exc}")
+            conn.send((seq, outcome))
+
+
+class _Worker:
+    def __init__(self, context, target_args):
+        self.conn, child_conn = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(child_conn, *target_args), daemon=True)
+        self.process.start()
+        child_conn.close()
+        self.held = collections.OrderedDict()  # seq -> task, in the order the worker runs them
+
+
+class WorkerPool:
+    """run function(task) in `jobs` processes; initializer(*initargs) runs
+    once in each. Use as a context manager; submit() tasks, then iterate
+    results() for (task, outcome) pairs, where outcome is the function's
+    result, a WorkerCrash or a WorkerError. Tasks may be submitted while
+    iterating."""
+
+    def __init__(self, jobs, function, initializer=lambda: None, initargs=(), context=None):
+        self._context = context or multiprocessing.get_context()
+        self._jobs = jobs
+        self._queue = collections.deque()
+        self._seq = 0
+        self._log_queue = self._listener = None
+        self._mp_logging = False
+        if self._context.get_start_method() == "fork" and multiprocessing.get_start_method() == "fork":
+            multiprocessing_logging.install_mp_handler()
+            self._mp_logging = True
+        else:
+            self._log_queue = self._context.Queue()
+            self._listener = logging.handlers.QueueListener(
+                self._log_queue, *logging.getLogger().handlers, respect_handler_level=True)
+            self._listener.start()
+        self._target_args = (initializer, initargs, function, self._log_queue)
+        self._workers = [_Worker(self._context, self._target_args) for _ in range(jobs)]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close(graceful=exc[0] is None)
+
+    def submit(self, task):
+        self._queue.append(task)
+
+    def results(self):
+        while self._queue or any(w.held for w in self._workers):
+            self._feed()
+            conns = {w.conn: w for w in self._workers}
+            sentinels = {w.process.sentinel: w for w in self._workers}
+            for ready in multiprocessing.connection.wait([*conns, *sentinels]):
+                worker = conns.get(ready) or sentinels[ready]
+                if worker not in self._workers:
+                    continue  # replaced earlier in this round
+                yield from self._collect(worker)
+
+    def _feed(self):
+        for worker in self._workers:
+            if not worker.held and self._queue:
+                size = max(1, min(_MAX_CHUNK, len(self._queue) // (4 * self._jobs)))
+                chunk = []
+                for _ in range(min(size, len(self._queue))):
+                    self._seq += 1
+                    task = self._queue.popleft()
+                    worker.held[self._seq] = task
+                    chunk.append((self._seq, task))
+                worker.conn.send(chunk)
+
+    def _collect(self, worker):
+        try:
+            while worker.conn.poll():
+                seq, outcome = worker.conn.recv()
+                yield worker.held.pop(seq), outcome
+            if worker.process.is_alive():
+                return
+        except (EOFError, OSError):
+            pass
+        worker.process.join()
+        lost = list(worker.held.values())
+        self._workers[self._workers.index(worker)] = _Worker(self._context, self._target_args)
+        worker.conn.close()
+        if lost:
+            # The first task held was running; the others never started.
+            self._queue.extendleft(reversed(lost[1:]))
+            yield lost[0], WorkerCrash(worker.process.exitcode)
+
+    def close(self, graceful=True):
+        for worker in self._workers:
+            if graceful:
+                try:
+                    worker.conn.send(None)
+                except OSError:
+                    pass
+            else:
+                worker.process.terminate()
+        for worker in self._workers:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.conn.close()
+        if self._mp_logging:
+            multiprocessing_logging.uninstall_mp_handler()
+        if self._listener is not None:
+            self._listener.stop()
