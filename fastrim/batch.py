@@ -88,20 +88,24 @@ def read_expected(path):
 class _Task:
     log: LogFile
     expected_rim: bytes  # from --expected, else None: the worker reads the sidecar
-    wait: bool  # False: give the log back rather than wait for another worker
+    wait: bool = False  # False: give the log back rather than wait for another worker
+    bytes_hashed: int = 0  # by earlier attempts that gave the log back
 
 
+@dataclass(frozen=True)
 class _Deferred:
     """A worker gave the log back: another worker is filling a cache entry it needs."""
+
+    bytes_hashed: int
 
 
 # Per-process worker state, set by _init_worker.
 _state = {}
 
 
-def _init_worker(refs, cache_dir, options, max_event_size):
+def _init_worker(refs, cache_dir, options, max_event_size, backend):
     _state.update(
-        refs=refs, options=options, max_event_size=max_event_size,
+        refs=refs, options=options, max_event_size=max_event_size, impl=backends.load(backend),
         cache=ContentCache(cache_dir) if cache_dir else None,
         memo=StepMemo(cache_dir), same_logs=verify.SameLogMemo(),
     )
@@ -114,16 +118,16 @@ def _verify_task(task):
     try:
         verdict = verify.verify(
             task.log.path, _state["refs"], task.expected_rim, options=_state["options"], cache=cache,
-            memo=_state["memo"], same_logs=_state["same_logs"], max_event_size=_state["max_event_size"], name=task.log.name,
+            memo=_state["memo"], same_logs=_state["same_logs"], max_event_size=_state["max_event_size"], impl=_state["impl"],
+            name=task.log.name,
         )
-    except CacheBusy:
-        return _Deferred()
+    except CacheBusy as busy:
+        return _Deferred(busy.bytes_hashed)
     return verdict.row()
 
 
-def _internal_row(log_file, code, detail):
-    return verify.Verdict(log_file.name, verify.ERROR, error_code=code, detail=detail,
-                          backend=backends.active.NAME).row()
+def _internal_row(log_file, code, detail, backend):
+    return verify.Verdict(log_file.name, verify.ERROR, error_code=code, detail=detail, backend=backend).row()
 
 
 @dataclass
@@ -142,27 +146,32 @@ class Summary:
         return f"{self.total} logs in {self.elapsed:.2f} s ({rate:,.0f} logs/s): {counts}"
 
 
-def run(logs, refs, *, jobs, expected=None, options, cache_dir, max_event_size, on_row=None):
-    """Verify logs (LogFile list) in `jobs` worker processes. Returns the rows
-    sorted by log name and a Summary; on_row(row) sees each row as it comes."""
+def run(logs, refs, *, jobs, expected=None, options, cache_dir, max_event_size, on_row=None, impl=None):
+    """Verify logs (LogFile list) in `jobs` worker processes on backend impl.
+    Returns the rows sorted by log name and a Summary; on_row(row) sees each
+    row as it comes."""
     expected = expected or {}
+    backend = (impl or backends.active).NAME
     started = time.perf_counter()
     rows = []
     crashed = 0
-    with WorkerPool(jobs, _verify_task, _init_worker, (refs, cache_dir, options, max_event_size)) as pool:
+    with WorkerPool(jobs, _verify_task, _init_worker,
+                    (refs, cache_dir, options, max_event_size, backend)) as pool:
         for log_file in logs:
-            pool.submit(_Task(log_file, expected.get(log_file.name), wait=False))
+            pool.submit(_Task(log_file, expected.get(log_file.name)))
         for task, outcome in pool.results():
             if isinstance(outcome, _Deferred):
-                pool.submit(_Task(task.log, task.expected_rim, wait=True))
+                pool.submit(_Task(task.log, task.expected_rim, True, task.bytes_hashed + outcome.bytes_hashed))
                 continue
             if isinstance(outcome, WorkerCrash):
                 crashed += 1
                 log.warning("%s: %s; the batch goes on", task.log.name, outcome)
-                outcome = _internal_row(task.log, "internal.worker_crash", f"{outcome} while verifying this log")
+                outcome = _internal_row(task.log, "internal.worker_crash", f"{outcome} while verifying this log",
+                                        backend)
             elif not isinstance(outcome, dict):  # a WorkerError
                 log.warning("%s: internal error: %s", task.log.name, outcome)
-                outcome = _internal_row(task.log, "internal.error", str(outcome))
+                outcome = _internal_row(task.log, "internal.error", str(outcome), backend)
+            outcome["bytes_hashed"] += task.bytes_hashed
             rows.append(outcome)
             if on_row is not None:
                 on_row(outcome)

@@ -10,11 +10,14 @@ A lock file per entry lets concurrent workers hash each image once.
 import contextlib
 import fcntl
 import hashlib
+import logging
 import mmap
 import os
 import struct
 
 from .files import write_atomic
+
+log = logging.getLogger("fastrim.cache")
 
 _MAGIC = b"FRCCv001"
 _HEADER = struct.Struct("<8sHHH2xQ64s32s")  # magic, alg, offset, dlen, count, image digest, payload sha256
@@ -22,7 +25,10 @@ _HEADER_SIZE = 128
 
 
 class CacheBusy(Exception):
-    """Another process is computing this entry (raised only when not waiting)."""
+    """Another process is computing this entry (raised only when not waiting).
+    bytes_hashed: what the attempt it stopped had hashed already."""
+
+    bytes_hashed = 0
 
 
 class ContentCache:
@@ -63,6 +69,7 @@ class ContentCache:
 
     def _reject(self, path):
         self.rejected += 1
+        log.warning("dropped a damaged content-cache file %s", path)
         try:
             os.unlink(path)
         except OSError:

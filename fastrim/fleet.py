@@ -127,9 +127,13 @@ def generate(outdir, vms=100, seed=0, tamper=0.1, scale=1.0):
     weights = [1 / (i + 1) for i in range(len(configs))]  # a few popular configurations
     os.makedirs(os.path.join(outdir, "logs"), exist_ok=True)
     manifest = []
+    tampered = 0
     for vm in range(vms):
         config = rng.choices(configs, weights)[0]
-        kind = rng.choice(TAMPER_KINDS) if rng.random() < tamper else None
+        kind = None
+        if rng.random() < tamper:  # the kinds in turn, so that a small fleet has each
+            kind = TAMPER_KINDS[tampered % len(TAMPER_KINDS)]
+            tampered += 1
         log = _log(rng, config.spec, kind)
         if config.name not in rims:
             rims[config.name] = _rim(synth.write_log(config.spec), refs, memo)

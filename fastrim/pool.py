@@ -18,6 +18,8 @@ import logging.handlers
 import multiprocessing
 import multiprocessing.connection
 import signal
+import threading
+import time
 
 import multiprocessing_logging
 
@@ -54,7 +56,8 @@ def _worker_main(conn, initializer, initargs, function, log_queue):
     if log_queue is not None:
         root = logging.getLogger()
         root.handlers[:] = [logging.handlers.QueueHandler(log_queue)]
-    initializer(*initargs)
+    if initializer is not None:
+        initializer(*initargs)
     while True:
         try:
             chunk = conn.recv()
@@ -68,6 +71,23 @@ def _worker_main(conn, initializer, initargs, function, log_queue):
             except Exception as exc:  # reported as this task's outcome, the worker lives on
                 outcome = WorkerError(f"{type(exc).__name__}: {exc}")
             conn.send((seq, outcome))
+
+
+def _drain(handler, patience=0.2):
+    """Let a multiprocessing-logging handler pass on what the (now ended)
+    workers sent, then close it. Its close() waits up to 5 s for an empty
+    queue, and a killed worker can leave a record counted but never sent: so
+    wait here only while the queue moves, and let a stuck close finish in the
+    background rather than hold up the batch (or the interpreter's exit)."""
+    last, still_since = None, time.monotonic()
+    while (pending := handler.queue.qsize()) and time.monotonic() - still_since < patience:
+        if pending != last:
+            last, still_since = pending, time.monotonic()
+        time.sleep(0.005)
+    if pending:
+        threading.Thread(target=handler.close, daemon=True).start()
+    else:
+        handler.close()
 
 
 class _Worker:
@@ -86,16 +106,17 @@ class WorkerPool:
     result, a WorkerCrash or a WorkerError. Tasks may be submitted while
     iterating."""
 
-    def __init__(self, jobs, function, initializer=lambda: None, initargs=(), context=None):
+    def __init__(self, jobs, function, initializer=None, initargs=(), context=None):
         self._context = context or multiprocessing.get_context()
         self._jobs = jobs
         self._queue = collections.deque()
         self._seq = 0
         self._log_queue = self._listener = None
-        self._mp_logging = False
+        self._mp_handlers = []
         if self._context.get_start_method() == "fork" and multiprocessing.get_start_method() == "fork":
-            multiprocessing_logging.install_mp_handler()
-            self._mp_logging = True
+            root = logging.getLogger()
+            multiprocessing_logging.install_mp_handler(root)
+            self._mp_handlers = [h for h in root.handlers if isinstance(h, multiprocessing_logging.MultiProcessingHandler)]
         else:
             self._log_queue = self._context.Queue()
             self._listener = logging.handlers.QueueListener(
@@ -169,7 +190,9 @@ class WorkerPool:
                 worker.process.kill()
                 worker.process.join()
             worker.conn.close()
-        if self._mp_logging:
+        if self._mp_handlers:
             multiprocessing_logging.uninstall_mp_handler()
+            for handler in self._mp_handlers:
+                _drain(handler)
         if self._listener is not None:
             self._listener.stop()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from . import backends
 from .cca import ImageLoad, InitRipas, RealmCreate, RecCreate
+from .contentcache import CacheBusy
 from .errors import LogFormatError, ReferenceImageError
 from .events import ALG_SHA256
 from .framing import DESC_REC, DESC_RIPAS, GRANULE_SIZE, MEASUREMENT_SIZE, descriptor, granule_span
@@ -186,7 +187,11 @@ def replay(cca_log, refs=None, *, options=ReplayOptions(), cache=None, memo=None
                 )
             first, count = granule_span(record.base, record.size)
             ledger.claim(first, count, record.description, step.offset)
-            rim = _replay_image(impl, alg, rim, record, step.offset, refs, cache, memo, result)
+            try:
+                rim = _replay_image(impl, alg, rim, record, step.offset, refs, cache, memo, result)
+            except CacheBusy as busy:
+                busy.bytes_hashed = result.bytes_hashed  # work done before it, not to be lost from the count
+                raise
             result.granules += count
             label = record.description
         else:

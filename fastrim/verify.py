@@ -171,6 +171,15 @@ def verify(log_path, refs, expected_rim=None, *, use_sidecar=True, options=repla
     started = time.perf_counter()
     verdict = Verdict(name or log_path, ERROR, backend=impl.NAME)
     try:
+        expected_error = None
+        try:
+            if expected_rim is not None:
+                verdict.expected_rim, verdict.rim_source = expected_rim, "given"
+            elif use_sidecar:
+                verdict.expected_rim = sidecar_rim(log_path)
+                verdict.rim_source = "sidecar" if verdict.expected_rim is not None else None
+        except FastrimError as exc:
+            expected_error = exc  # reported after any log error, with the RIM when there is one
         data = map_file(log_path)
         replayed = same_logs.get(data) if same_logs is not None else None
         if replayed is None:
@@ -181,13 +190,9 @@ def verify(log_path, refs, expected_rim=None, *, use_sidecar=True, options=repla
         else:
             verdict.reused = True
         _fill(verdict, replayed)
-        if replayed.error is not None:
-            raise replayed.error
-        if expected_rim is not None:
-            verdict.expected_rim, verdict.rim_source = expected_rim, "given"
-        elif use_sidecar:
-            verdict.expected_rim = sidecar_rim(log_path)
-            verdict.rim_source = "sidecar" if verdict.expected_rim is not None else None
+        for error in (replayed.error, expected_error):
+            if error is not None:
+                raise error
         _compare(verdict)
     except FastrimError as exc:
         verdict.status, verdict.error_code = ERROR, exc.code
