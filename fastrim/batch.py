@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from . import backends, verify
+from . import backends, replay, verify
 from .contentcache import CacheBusy, ContentCache
 from .errors import InputError
 from .pool import WorkerCrash, WorkerPool
@@ -115,14 +115,15 @@ def _verify_task(task):
     cache = _state["cache"]
     if cache is not None:
         cache.wait = task.wait
+    work = replay.ReplayResult(None, None)
     try:
         verdict = verify.verify(
             task.log.path, _state["refs"], task.expected_rim, options=_state["options"], cache=cache,
-            memo=_state["memo"], same_logs=_state["same_logs"], max_event_size=_state["max_event_size"], impl=_state["impl"],
-            name=task.log.name,
+            memo=_state["memo"], same_logs=_state["same_logs"], max_event_size=_state["max_event_size"],
+            impl=_state["impl"], name=task.log.name, work=work,
         )
-    except CacheBusy as busy:
-        return _Deferred(busy.bytes_hashed)
+    except CacheBusy:
+        return _Deferred(work.bytes_hashed)
     return verdict.row()
 
 

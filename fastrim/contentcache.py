@@ -25,10 +25,7 @@ _HEADER_SIZE = 128
 
 
 class CacheBusy(Exception):
-    """Another process is computing this entry (raised only when not waiting).
-    bytes_hashed: what the attempt it stopped had hashed already."""
-
-    bytes_hashed = 0
+    """Another process is computing this entry (raised only when not waiting)."""
 
 
 class ContentCache:

@@ -2,19 +2,23 @@
 configurations with `.rim` sidecars holding the attested RIMs, a fraction of
 tampered or broken cases, and a manifest of the verdict each log must get.
 
-Realms draw their configuration from a small catalogue with skewed
-popularity, as in a real fleet where many VMs share one launch configuration.
-Image sizes are realistic at scale 1 (firmware 2 MiB, kernels 24-40 MiB,
-initrds 16-64 MiB, DTBs 1 MiB); `scale` shrinks them for tests.
+Realms draw their launch configuration (one per 20 realms) with skewed
+popularity, as in a real fleet where many VMs share one. Tenants bring their
+own guest images, so kernels and initrds are nearly as many as the
+configurations. Image sizes are realistic at scale 1 (firmware 2 MiB,
+kernels 24-40 MiB, initrds 16-64 MiB, DTBs 1 MiB); `scale` shrinks them.
 """
 
 import hashlib
 import json
 import os
 import random
+import shutil
+import tempfile
 from dataclasses import dataclass, replace
 
 from . import cca, replay, synth, tcglog
+from .contentcache import ContentCache
 from .refstore import MemoryRefStore
 from .stepmemo import StepMemo
 
@@ -28,23 +32,37 @@ MANIFEST = "manifest.jsonl"
 class _Config:
     name: str
     spec: synth.RealmSpec
+    images: dict  # reference name -> bytes, of the images it loads
 
 
 def _align_up(value, alignment):
     return -(-value // alignment) * alignment
 
 
-def _catalogue(rng, scale):
-    """Reference images by name: a few firmware builds, kernels and initrds."""
+def _image(rng, size):
+    """size bytes that look random, fast: each MiB is one random MiB rotated
+    by a random amount (a seeded generator alone makes ~1 GB/s at best)."""
+    block = rng.randbytes(min(size, MIB))
+    doubled = memoryview(block + block)
+    out = bytearray(size)
+    for start in range(0, size, len(block)):
+        k = rng.randrange(len(block))
+        part = doubled[k : k + min(len(block), size - start)]
+        out[start : start + len(part)] = part
+    return bytes(out)
+
+
+def _catalogue(rng, builds, scale):
+    """Reference images by name: two firmware builds, and `builds` kernels and initrds."""
     def size(mib_low, mib_high):
         return max(4096 + 123, int(rng.uniform(mib_low, mib_high) * MIB * scale))
 
     images = {}
     for i in range(2):
-        images[f"firmware/QEMU_EFI-{i}.fd"] = rng.randbytes(max(4096, int(2 * MIB * scale)))
-    for i in range(4):
-        images[f"kernel/Image-6.{8 + i}.0"] = rng.randbytes(size(24, 40))
-        images[f"initrd/initramfs-6.{8 + i}.0.img"] = rng.randbytes(size(16, 64))
+        images[f"firmware/QEMU_EFI-{i}.fd"] = _image(rng, max(4096, int(2 * MIB * scale)))
+    for i in range(builds):
+        images[f"kernel/Image-6.{i}.0"] = _image(rng, size(24, 40))
+        images[f"initrd/initramfs-6.{i}.0.img"] = _image(rng, size(16, 64))
     return images
 
 
@@ -63,8 +81,8 @@ def _configs(rng, images, count, scale):
     configs, dtbs = [], {}
     for index in range(count):
         fw = rng.choice(firmware) if rng.random() < 0.5 else None
-        kernel = rng.choice(kernels)
-        initrd = rng.choice(initrds) if rng.random() < 0.9 else None
+        kernel = kernels[index % len(kernels)]  # a tenant's images, in a config or two
+        initrd = initrds[index % len(initrds)] if rng.random() < 0.9 else None
         ram_size = rng.choice([1, 2, 4, 8]) << 30
         sve_vl, pmu = rng.choice([0, 3]), rng.choice([0, 6])
         fields = dict(
@@ -89,7 +107,8 @@ def _configs(rng, images, count, scale):
             **fields, images=tuple(placed), pc=0 if fw else kernel_base,
             gprs=(dtb_base, 0, 0, 0, 0, 0, 0, 0), log_base=_align_up(dtb_base + len(dtbs[dtb_name]), MIB),
         )
-        configs.append(_Config(f"config-{index:03d}", spec))
+        names = [n for n in (fw, kernel, initrd) if n]
+        configs.append(_Config(f"config-{index:03d}", spec, {**{n: images[n] for n in names}, dtb_name: dtbs[dtb_name]}))
     return configs, dtbs
 
 
@@ -113,16 +132,17 @@ def _log(rng, spec, kind):
 def generate(outdir, vms=100, seed=0, tamper=0.1, scale=1.0):
     """Write a fleet under outdir (refs/, logs/, manifest.jsonl); returns the manifest rows."""
     rng = random.Random(seed)
-    images = _catalogue(rng, scale)
-    configs, dtbs = _configs(rng, images, max(3, vms // 20), scale)
+    count = max(3, vms // 20)
+    images = _catalogue(rng, max(2, count * 4 // 5), scale)
+    configs, dtbs = _configs(rng, images, count, scale)
     images.update(dtbs)
     for name, data in images.items():
         path = os.path.join(outdir, "refs", name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
             f.write(data)
-    refs = MemoryRefStore(images)
     memo = StepMemo()
+    content = ContentCache(tempfile.mkdtemp(prefix="fastrim-synth-"))
     rims = {}  # configuration name -> the RIM of its faithful launch
     weights = [1 / (i + 1) for i in range(len(configs))]  # a few popular configurations
     os.makedirs(os.path.join(outdir, "logs"), exist_ok=True)
@@ -136,7 +156,8 @@ def generate(outdir, vms=100, seed=0, tamper=0.1, scale=1.0):
             tampered += 1
         log = _log(rng, config.spec, kind)
         if config.name not in rims:
-            rims[config.name] = _rim(synth.write_log(config.spec), refs, memo)
+            refs = MemoryRefStore(config.images, digest=synth.image_digest)
+            rims[config.name] = _rim(synth.write_log(config.spec), refs, memo, content)
         rim = rims[config.name]
         attested = bytes([rim[0] ^ 0xFF]) + rim[1:] if kind == "wrong_rim" else rim
         name = f"vm-{vm:05d}.log"
@@ -148,13 +169,14 @@ def generate(outdir, vms=100, seed=0, tamper=0.1, scale=1.0):
                 f.write(attested.hex() + "\n")
         manifest.append({"log": name, "config": config.name, "case": kind or "clean",
                          **_expected_verdict(kind, rim, attested)})
+    shutil.rmtree(content.directory)
     with open(os.path.join(outdir, MANIFEST), "w") as f:
         f.writelines(json.dumps(row) + "\n" for row in manifest)
     return manifest
 
 
-def _rim(log, refs, memo):
-    return replay.replay(cca.decode(tcglog.parse(log)), refs, memo=memo).rim
+def _rim(log, refs, memo, content):
+    return replay.replay(cca.decode(tcglog.parse(log)), refs, memo=memo, cache=content).rim
 
 
 def _expected_verdict(kind, rim, attested):

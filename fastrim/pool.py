@@ -74,20 +74,17 @@ def _worker_main(conn, initializer, initargs, function, log_queue):
 
 
 def _drain(handler, patience=0.2):
-    """Let a multiprocessing-logging handler pass on what the (now ended)
-    workers sent, then close it. Its close() waits up to 5 s for an empty
-    queue, and a killed worker can leave a record counted but never sent: so
-    wait here only while the queue moves, and let a stuck close finish in the
-    background rather than hold up the batch (or the interpreter's exit)."""
+    """Let a multiprocessing-logging handler take in what the (now ended)
+    workers sent, then close it in the background: its close() can take up
+    to 0.2 s to notice (its thread polls), and up to 5 s when a killed worker
+    left a record counted but never sent. So wait here only while the queue
+    still moves; the handler's thread delivers the last records meanwhile."""
     last, still_since = None, time.monotonic()
     while (pending := handler.queue.qsize()) and time.monotonic() - still_since < patience:
         if pending != last:
             last, still_since = pending, time.monotonic()
-        time.sleep(0.005)
-    if pending:
-        threading.Thread(target=handler.close, daemon=True).start()
-    else:
-        handler.close()
+        time.sleep(0.002)
+    threading.Thread(target=handler.close, daemon=True).start()
 
 
 class _Worker:

@@ -133,21 +133,31 @@ class RefStore:
         return data
 
 
+def _digest(alg, data):
+    return _HASHES[alg](data).digest()
+
+
+_HASHES = {ALG_SHA256: hashlib.sha256, ALG_SHA512: hashlib.sha512}
+
+
 class MemoryRefStore:
     """Reference images held in memory ({name: bytes}), with RefStore's
-    find/open interface: for generators and benchmarks that already hold them."""
+    find/open interface: for generators and benchmarks that already hold
+    them. Each algorithm's digests are computed when first asked for, by
+    digest(alg, data)."""
 
-    def __init__(self, images):
+    def __init__(self, images, digest=_digest):
+        self._data = dict(images)
+        self._digest = digest
         self._by_digest = {}
-        self._data = {}
-        for name, data in images.items():
-            ref = RefImage(name, None, len(data), 0, hashlib.sha256(data).digest(), hashlib.sha512(data).digest())
-            self._data[name] = data
-            self._by_digest.setdefault((ALG_SHA256, ref.sha256), ref)
-            self._by_digest.setdefault((ALG_SHA512, ref.sha512), ref)
 
     def find(self, alg, digest):
-        return self._by_digest.get((alg, bytes(digest)))
+        if alg not in self._by_digest and alg in _HASHES:
+            self._by_digest[alg] = {}
+            for name, data in self._data.items():
+                ref = RefImage(name, None, len(data), 0, None, None)
+                self._by_digest[alg].setdefault(self._digest(alg, data), ref)
+        return self._by_digest.get(alg, {}).get(bytes(digest))
 
     def open(self, ref):
         return self._data[ref.name]

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 from . import backends
 from .cca import ImageLoad, InitRipas, RealmCreate, RecCreate
-from .contentcache import CacheBusy
 from .errors import LogFormatError, ReferenceImageError
 from .events import ALG_SHA256
 from .framing import DESC_REC, DESC_RIPAS, GRANULE_SIZE, MEASUREMENT_SIZE, descriptor, granule_span
@@ -142,10 +141,12 @@ class _GranuleLedger:
         self._ranges.append((first, end, image))
 
 
-def replay(cca_log, refs=None, *, options=ReplayOptions(), cache=None, memo=None, impl=None):
+def replay(cca_log, refs=None, *, options=ReplayOptions(), cache=None, memo=None, impl=None, work=None):
     """Replay a decoded CCA log. refs finds reference images by digest
     (see refstore.RefStore); cache holds content hashes (see contentcache);
-    memo holds the RIM after image steps (see stepmemo).
+    memo holds the RIM after image steps (see stepmemo). work, a ReplayResult
+    given by the caller, is filled in as the replay goes: when it stops with
+    an exception, work still tells what was hashed before.
 
     Raises LogFormatError for a log no real realm could have produced and
     ReferenceImageError when an image is not in the reference store.
@@ -160,7 +161,8 @@ def replay(cca_log, refs=None, *, options=ReplayOptions(), cache=None, memo=None
     alg = realm.alg
     dlen = _hash_fn(alg)().digest_size
     rim = initial_rim(realm, options)
-    result = ReplayResult(b"", realm.hash_name, steps=[("REALM_CREATE", rim[:dlen])])
+    result = work if work is not None else ReplayResult(b"", None)
+    result.hash_algo, result.steps = realm.hash_name, [("REALM_CREATE", rim[:dlen])]
     ledger = _GranuleLedger()
     measured_bytes = 0
     for step in cca_log.steps[1:]:
@@ -187,11 +189,7 @@ def replay(cca_log, refs=None, *, options=ReplayOptions(), cache=None, memo=None
                 )
             first, count = granule_span(record.base, record.size)
             ledger.claim(first, count, record.description, step.offset)
-            try:
-                rim = _replay_image(impl, alg, rim, record, step.offset, refs, cache, memo, result)
-            except CacheBusy as busy:
-                busy.bytes_hashed = result.bytes_hashed  # work done before it, not to be lost from the count
-                raise
+            rim = _replay_image(impl, alg, rim, record, step.offset, refs, cache, memo, result)
             result.granules += count
             label = record.description
         else:

@@ -2,6 +2,7 @@
 (hw/tpm/tpm_log.c + target/arm/kvm-rme.c, rim-spec.md section 4), from a
 realm description. Used by the tests and by the synthetic fleet generator."""
 
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass, field
@@ -56,11 +57,19 @@ def _tag(tag_id, payload):
     return _event(EV_EVENT_TAG, [], struct.pack("<II", tag_id, len(payload)) + payload)
 
 
+@functools.lru_cache(maxsize=256)
+def image_digest(alg, data):
+    """A whole image's digest (TPM algId alg). Fleets write many logs of the
+    same images: the cache keys on the bytes object, whose hash Python
+    computes once."""
+    return hashlib.new(_HASHLIB_NAMES[alg], data).digest()
+
+
 def _image_event(alg, image):
     desc = image.description.encode()
     payload = struct.pack("<B", len(desc)) + desc + struct.pack("<QQ", image.base, image.length)
     event_type = EV_EFI_PLATFORM_FIRMWARE_BLOB2 if image.description == "FIRMWARE" else EV_POST_CODE2
-    digests = [] if image.data is None else [(alg, hashlib.new(_HASHLIB_NAMES[alg], image.data).digest())]
+    digests = [] if image.data is None else [(alg, image_digest(alg, image.data))]
     return _event(event_type, digests, payload)
 
 

@@ -121,18 +121,21 @@ class Replayed:
     events: int = 0
     vm_version: object = None
     realm: object = None
-    result: replay.ReplayResult = None
+    result: replay.ReplayResult = None  # the work done, and the RIM unless there is an error
     error: FastrimError = None
 
 
-def replay_log(data, refs, *, options, cache, memo, max_event_size, impl):
-    replayed = Replayed()
+def replay_log(data, refs, *, options, cache, memo, max_event_size, impl, work=None):
+    """Replay the log in data. work (a replay.ReplayResult) is filled in as
+    it goes, so that a caller that sees an exception can still count the
+    bytes hashed before it."""
+    replayed = Replayed(result=work if work is not None else replay.ReplayResult(None, None))
     try:
         log = tcglog.parse(data, max_event_size=max_event_size, impl=impl)
         replayed.events = len(log)
         decoded = cca.decode(log)
         replayed.vm_version, replayed.realm = decoded.vm_version, decoded.realm
-        replayed.result = replay.replay(decoded, refs, options=options, cache=cache, memo=memo, impl=impl)
+        replay.replay(decoded, refs, options=options, cache=cache, memo=memo, impl=impl, work=replayed.result)
     except FastrimError as exc:
         replayed.error = exc
     return replayed
@@ -163,10 +166,10 @@ class SameLogMemo:
 
 def verify(log_path, refs, expected_rim=None, *, use_sidecar=True, options=replay.ReplayOptions(),
            cache=None, memo=None, same_logs=None, max_event_size=tcglog.DEFAULT_MAX_EVENT_SIZE, impl=None,
-           name=None):
+           name=None, work=None):
     """Replay log_path against refs and compare with expected_rim (bytes),
     else with the log's .rim sidecar when use_sidecar is set. same_logs (a
-    SameLogMemo) reuses the outcome of a byte-identical log."""
+    SameLogMemo) reuses the outcome of a byte-identical log; work: see replay_log."""
     impl = impl or backends.active
     started = time.perf_counter()
     verdict = Verdict(name or log_path, ERROR, backend=impl.NAME)
@@ -184,7 +187,7 @@ def verify(log_path, refs, expected_rim=None, *, use_sidecar=True, options=repla
         replayed = same_logs.get(data) if same_logs is not None else None
         if replayed is None:
             replayed = replay_log(data, refs, options=options, cache=cache, memo=memo,
-                                  max_event_size=max_event_size, impl=impl)
+                                  max_event_size=max_event_size, impl=impl, work=work)
             if same_logs is not None:
                 same_logs.put(data, replayed)
         else:
@@ -207,11 +210,11 @@ def _fill(verdict, replayed):
     if replayed.realm is not None:
         verdict.hash_algo = replayed.realm.hash_name
     result = replayed.result
-    if result is not None:
+    if replayed.error is None:
         verdict.rim, verdict.images, verdict.granules = result.rim, result.images, result.granules
-        if not verdict.reused:  # the work done for this log; none when reused
-            verdict.bytes_hashed, verdict.cache_hits, verdict.memo_hits = (
-                result.bytes_hashed, result.cache_hits, result.memo_hits)
+    if not verdict.reused:  # the work done for this log, even when it ended in an error; none when reused
+        verdict.bytes_hashed, verdict.cache_hits, verdict.memo_hits = (
+            result.bytes_hashed, result.cache_hits, result.memo_hits)
 
 
 def _compare(verdict):

@@ -229,7 +229,8 @@ def test_damaged_caches_are_dropped_never_trusted(small_fleet, tmp_path, impl, c
     check_against_manifest(rows, manifest)
     # Every damaged entry was dropped and hashed again, as on the cold run;
     # the workers said so through the parent's log handlers.
-    assert caplog.text.count("dropped a damaged content-cache file") == len(content_files)
+    dropped = {line.rsplit(" ", 1)[1] for line in caplog.text.splitlines() if "dropped a damaged" in line}
+    assert dropped == {str(path) for path in content_files}  # two workers may both see one
     assert sum(r["bytes_hashed"] for r in rows) == sum(r["bytes_hashed"] for r in cold) > 0
 
 

@@ -5,6 +5,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
 
 import pytest
 
@@ -43,6 +44,9 @@ def test_worker_log_records_reach_the_parents_handlers(method, caplog):
         for task in range(50):
             pool.submit(task)
         assert len(list(pool.results())) == 50
+    deadline = time.monotonic() + 2  # the last records are handed on by a thread
+    while caplog.text.count("task ") < 50 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert caplog.text.count("task ") == 50
     assert str(os.getpid()) not in caplog.text
 
