@@ -16,7 +16,7 @@ import collections
 import logging
 import logging.handlers
 import multiprocessing
-import multiprocessing.connection
+import select
 import signal
 import threading
 import time
@@ -120,7 +120,26 @@ class WorkerPool:
                 self._log_queue, *logging.getLogger().handlers, respect_handler_level=True)
             self._listener.start()
         self._target_args = (initializer, initargs, function, self._log_queue)
-        self._workers = [_Worker(self._context, self._target_args) for _ in range(jobs)]
+        # One poll set for the run: a selector built per wake-up costs more
+        # than a quick task when results come back thousands per second.
+        self._poller = select.poll()
+        self._by_fd = {}
+        self._workers = []
+        for _ in range(jobs):
+            self._start_worker()
+
+    def _start_worker(self, replacing=None):
+        worker = _Worker(self._context, self._target_args)
+        if replacing is None:
+            self._workers.append(worker)
+        else:
+            self._workers[self._workers.index(replacing)] = worker
+            for fd in (replacing.conn.fileno(), replacing.process.sentinel):
+                self._poller.unregister(fd)
+                del self._by_fd[fd]
+        for fd in (worker.conn.fileno(), worker.process.sentinel):
+            self._poller.register(fd, select.POLLIN)
+            self._by_fd[fd] = worker
 
     def __enter__(self):
         return self
@@ -134,17 +153,16 @@ class WorkerPool:
     def results(self):
         while self._queue or any(w.held for w in self._workers):
             self._feed()
-            conns = {w.conn: w for w in self._workers}
-            sentinels = {w.process.sentinel: w for w in self._workers}
-            for ready in multiprocessing.connection.wait([*conns, *sentinels]):
-                worker = conns.get(ready) or sentinels[ready]
-                if worker not in self._workers:
-                    continue  # replaced earlier in this round
-                yield from self._collect(worker)
+            for fd, _ in self._poller.poll():
+                worker = self._by_fd.get(fd)
+                if worker is not None:  # else replaced earlier in this round
+                    yield from self._collect(worker)
 
     def _feed(self):
         for worker in self._workers:
-            if not worker.held and self._queue:
+            # The next chunk goes out before the current one is done, so
+            # that no worker waits for the parent between chunks.
+            if len(worker.held) <= _MAX_CHUNK // 4 and self._queue:
                 size = max(1, min(_MAX_CHUNK, len(self._queue) // (4 * self._jobs)))
                 chunk = []
                 for _ in range(min(size, len(self._queue))):
@@ -152,7 +170,10 @@ class WorkerPool:
                     task = self._queue.popleft()
                     worker.held[self._seq] = task
                     chunk.append((self._seq, task))
-                worker.conn.send(chunk)
+                try:
+                    worker.conn.send(chunk)
+                except OSError:
+                    pass  # it died: results() learns so from its sentinel, and requeues what it held
 
     def _collect(self, worker):
         try:
@@ -165,7 +186,7 @@ class WorkerPool:
             pass
         worker.process.join()
         lost = list(worker.held.values())
-        self._workers[self._workers.index(worker)] = _Worker(self._context, self._target_args)
+        self._start_worker(replacing=worker)
         worker.conn.close()
         if lost:
             # The first task held was running; the others never started.

@@ -87,9 +87,47 @@ def test_unreadable_log_and_usage_errors(tmp_path):
 def test_help_explains_the_commands():
     run = fastrim("--help")
     assert run.returncode == 0
-    for command in ("parse", "replay", "verify", "index"):
+    for command in ("parse", "replay", "verify", "batch", "index", "synth", "demo", "bench"):
         assert command in run.stdout
     assert "Exit status" in run.stdout
+    batch_help = fastrim("batch", "--help").stdout
+    for option in ("--out", "--jsonl", "--jobs", "--expected", "--refs", "Exit status"):
+        assert option in batch_help
+
+
+def test_synth_writes_a_fleet_and_refuses_a_used_directory(tmp_path):
+    run = fastrim("synth", tmp_path / "f", "--vms", 12, "--seed", 3, "--tamper", 0.5, "--scale", 0.004)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("12 logs (")
+    manifest = [json.loads(line) for line in (tmp_path / "f/manifest.jsonl").read_text().splitlines()]
+    assert len(manifest) == 12 and len(list((tmp_path / "f/logs").glob("*.log"))) == 12
+    again = fastrim("synth", tmp_path / "f", "--vms", 2)
+    assert again.returncode == 2 and "is not empty" in again.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_demo_runs_the_main_job_end_to_end(backend):
+    run = fastrim("demo", "--vms", 30, "--scale", 0.004, "--jobs", 2, backend=backend)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "All 30 verdicts match the fleet's manifest" in run.stdout
+    for case in ("clean", "wrong_address", "unvetted_image", "wrong_rim", "truncated", "missing_sidecar"):
+        assert case in run.stdout
+    assert "warm cache" in run.stdout
+
+
+def test_bench_reports_every_case_per_algorithm_and_backend():
+    run = fastrim("bench", "--mib", 1, "--repeat", 1, "--backend", "cffi,python", "--json")
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    cases = {(r["algo"], r["backend"], r["case"]) for r in rows}
+    for algo in ("sha256", "sha512"):
+        assert (algo, "-", "hashlib") in cases
+        for backend in BACKENDS:
+            assert {(algo, backend, c) for c in ("cold", "warm", "chain")} <= cases
+    assert all(r["gb_per_s"] > 0 and r["ratio"] > 0 for r in rows)
+    table = fastrim("bench", "--mib", 1, "--repeat", 1, "--algo", "sha512")
+    assert "x hashlib" in table.stdout and "sha256" not in table.stdout
+    assert fastrim("bench", "--algo", "md5").returncode == 2
 
 
 def test_index_command(corpus, tmp_path):
