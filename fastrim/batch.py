@@ -136,6 +136,7 @@ class Summary:
     counts: dict
     elapsed: float
     crashed: int
+    bytes_hashed: int
 
     @property
     def total(self):
@@ -144,7 +145,8 @@ class Summary:
     def line(self):
         rate = self.total / self.elapsed if self.elapsed > 0 else 0.0
         counts = ", ".join(f"{self.counts[s]} {s}" for s in verify.STATUSES)
-        return f"{self.total} logs in {self.elapsed:.2f} s ({rate:,.0f} logs/s): {counts}"
+        return (f"{self.total} logs in {self.elapsed:.2f} s ({rate:,.0f} logs/s): {counts}; "
+                f"{self.bytes_hashed / 1e6:,.0f} MB of images hashed")
 
 
 def run(logs, refs, *, jobs, expected=None, options, cache_dir, max_event_size, on_row=None, impl=None):
@@ -180,4 +182,5 @@ def run(logs, refs, *, jobs, expected=None, options, cache_dir, max_event_size, 
     counts = dict.fromkeys(verify.STATUSES, 0)
     for row in rows:
         counts[row["status"]] += 1
-    return rows, Summary(counts, time.perf_counter() - started, crashed)
+    hashed = sum(row["bytes_hashed"] for row in rows)
+    return rows, Summary(counts, time.perf_counter() - started, crashed, hashed)
