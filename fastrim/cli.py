@@ -66,7 +66,8 @@ def cmd_parse(args):
 
 def _replay_options(args):
     return replay.ReplayOptions(
-        profile=args.profile, force_lpa2=args.force_lpa2, bps_wps_as_counts=args.bps_wps_as_counts
+        profile=args.profile, force_lpa2=args.force_lpa2, bps_wps_as_counts=args.bps_wps_as_counts,
+        max_measured_bytes=args.max_measured_bytes, max_ripas_blocks=args.max_ripas_blocks,
     )
 
 
@@ -291,6 +292,10 @@ def _add_replay_options(p, refs_required):
                    help="set the LPA2 flag in the realm parameters (LPA2 hosts; QEMU never logs it)")
     p.add_argument("--bps-wps-as-counts", action="store_true",
                    help="the log holds breakpoint/watchpoint counts, not count - 1 (an older kernel)")
+    p.add_argument("--max-measured-bytes", type=int, default=replay.DEFAULT_MAX_MEASURED_BYTES, metavar="BYTES",
+                   help="refuse a log whose images (measured or not) add up to more (default %(default)s)")
+    p.add_argument("--max-ripas-blocks", type=int, default=replay.DEFAULT_MAX_RIPAS_BLOCKS, metavar="N",
+                   help="refuse a log whose INIT_RIPAS events split into more RTT blocks (default %(default)s)")
     p.add_argument("--no-cache", action="store_true",
                    help="do not read or write the content-hash cache and step memo")
     p.add_argument("--cache-dir", default=default_cache_dir(), metavar="DIR",

@@ -20,8 +20,12 @@ PROFILES = ("1.0-rel0", "1.0-eac2", "2.0")
 
 _BLOCK_SHIFTS = {0: 39, 1: 30, 2: 21, 3: 12}  # RTT level -> block size (4 KiB granule)
 
-# A realm bigger than this is refused rather than hashed (configurable).
+# Work a log may ask of the verifier; beyond it the log is refused rather
+# than replayed (configurable). Image bytes, measured or not: 64 GiB is ~16 M
+# descriptors, seconds of C. RIPAS blocks: a whole 52-bit IPA space splits
+# into a few thousand, so a million only comes from a log repeating them.
 DEFAULT_MAX_MEASURED_BYTES = 64 << 30
+DEFAULT_MAX_RIPAS_BLOCKS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class ReplayOptions:
     force_lpa2: bool = False  # LPA2 hosts set flags bit0, which QEMU never logs
     bps_wps_as_counts: bool = False  # an older kernel logged counts, not count - 1
     max_measured_bytes: int = DEFAULT_MAX_MEASURED_BYTES
+    max_ripas_blocks: int = DEFAULT_MAX_RIPAS_BLOCKS
 
     def __post_init__(self):
         if self.profile not in PROFILES:
@@ -164,7 +169,7 @@ def replay(cca_log, refs=None, *, options=ReplayOptions(), cache=None, memo=None
     result = work if work is not None else ReplayResult(b"", None)
     result.hash_algo, result.steps = realm.hash_name, [("REALM_CREATE", rim[:dlen])]
     ledger = _GranuleLedger()
-    measured_bytes = 0
+    measured_bytes = ripas_count = 0
     for step in cca_log.steps[1:]:
         record = step.record
         if isinstance(record, RealmCreate):
@@ -173,6 +178,12 @@ def replay(cca_log, refs=None, *, options=ReplayOptions(), cache=None, memo=None
             _check_ripas(record, step.offset, realm)
             if options.profile != "2.0":  # RMM 2.0 no longer measures INIT_RIPAS
                 for base, top in ripas_blocks(record.base, record.base + record.size, realm.s2sz):
+                    ripas_count += 1
+                    if ripas_count > options.max_ripas_blocks:
+                        raise LogFormatError(
+                            f"the log's INIT_RIPAS events split into more than {options.max_ripas_blocks} blocks",
+                            code="log.too_large_to_measure", offset=step.offset,
+                        )
                     rim = ripas_rim(alg, rim, base, top)
             label = "INIT_RIPAS"
         elif isinstance(record, RecCreate):
