@@ -147,6 +147,10 @@ def cmd_index(args):
     return EXIT_OK
 
 
+class ResultsNotWritten(Exception):
+    """The batch ran but its results file could not be written (nothing of it is left)."""
+
+
 def _batch_exit(summary, rows):
     if summary.crashed or any((row["error_code"] or "").startswith("internal.") for row in rows):
         return EXIT_INTERNAL
@@ -181,15 +185,31 @@ def _run_batch(roots, refs_dir, out, *, jobs, expected, options, cache_dir, max_
             "fastrim.profile": options.profile,
             "fastrim.created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
-        results.write_parquet(out, rows, metadata)
+        try:
+            results.write_parquet(out, rows, metadata)
+        except OSError as exc:
+            raise ResultsNotWritten(f"cannot write the results to {out}: {exc.strerror or exc}") from None
     return rows, summary
+
+
+
+def _check_writable(parser, out):
+    """Refuse an output that cannot be written before verifying anything."""
+    directory = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(directory):
+        parser.error(f"--out {out}: its directory does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        parser.error(f"--out {out}: cannot write in {directory}: {exc.strerror or exc}")
 
 
 def cmd_batch(args):
     if not args.out and not args.jsonl:
         args.parser.error("give --out FILE, --jsonl or both")
-    if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
-        args.parser.error(f"--out {args.out}: its directory does not exist")
+    if args.out:
+        _check_writable(args.parser, args.out)
     expected = batch.read_expected(args.expected) if args.expected else {}
     for root in args.logs:
         if not os.path.exists(root):
@@ -417,6 +437,9 @@ def main(argv=None):
         return EXIT_OK
     except KeyboardInterrupt:
         print("fastrim: interrupted; no results were written", file=sys.stderr)
+        return EXIT_INTERNAL
+    except ResultsNotWritten as exc:
+        print(f"fastrim: {exc}; no results were written", file=sys.stderr)
         return EXIT_INTERNAL
     except Exception as exc:  # an internal error: one line, no traceback for users
         print(f"fastrim: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -9,13 +9,16 @@ reads hostile input with a C extension.)
 Tasks go out in small chunks and every result comes back on its own, so the
 parent learns of results as they happen and a crash loses nothing finished.
 Worker logging reaches the parent's handlers: through multiprocessing-logging
-with the fork start method, else through a stdlib QueueHandler/QueueListener.
+with the fork start method, else through a stdlib QueueHandler whose "queue"
+is the worker's own pipe (a multiprocessing.Queue shares a lock between
+processes, and a worker killed while holding it would hang the parent).
 """
 
 import collections
 import logging
 import logging.handlers
 import multiprocessing
+import os
 import select
 import signal
 import threading
@@ -51,11 +54,28 @@ class WorkerError:
         return self.message
 
 
-def _worker_main(conn, initializer, initargs, function, log_queue):
+class _PipeQueue:
+    """All that QueueHandler asks of a queue, over the worker's own pipe."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def put_nowait(self, record):
+        self.conn.send((None, record))
+
+
+def _worker_main(conn, parent_ends, initializer, initargs, function, log_over_pipe):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how to stop
-    if log_queue is not None:
-        root = logging.getLogger()
-        root.handlers[:] = [logging.handlers.QueueHandler(log_queue)]
+    # A forked worker inherits the parent's end of its own pipe and of its
+    # siblings': held here they would keep the pipes open after the parent
+    # died, and no worker would see EOF (nor EPIPE) and exit.
+    for fd in parent_ends:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    if log_over_pipe:
+        logging.getLogger().handlers[:] = [logging.handlers.QueueHandler(_PipeQueue(conn))]
     if initializer is not None:
         initializer(*initargs)
     while True:
@@ -88,9 +108,10 @@ def _drain(handler, patience=0.2):
 
 
 class _Worker:
-    def __init__(self, context, target_args):
+    def __init__(self, context, target_args, siblings):
         self.conn, child_conn = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child_conn, *target_args), daemon=True)
+        inherited = [w.conn.fileno() for w in (*siblings, self)] if context.get_start_method() == "fork" else []
+        self.process = context.Process(target=_worker_main, args=(child_conn, inherited, *target_args), daemon=True)
         self.process.start()
         child_conn.close()
         self.held = collections.OrderedDict()  # seq -> task, in the order the worker runs them
@@ -108,18 +129,13 @@ class WorkerPool:
         self._jobs = jobs
         self._queue = collections.deque()
         self._seq = 0
-        self._log_queue = self._listener = None
         self._mp_handlers = []
-        if self._context.get_start_method() == "fork" and multiprocessing.get_start_method() == "fork":
+        forking = self._context.get_start_method() == "fork" and multiprocessing.get_start_method() == "fork"
+        if forking:
             root = logging.getLogger()
             multiprocessing_logging.install_mp_handler(root)
             self._mp_handlers = [h for h in root.handlers if isinstance(h, multiprocessing_logging.MultiProcessingHandler)]
-        else:
-            self._log_queue = self._context.Queue()
-            self._listener = logging.handlers.QueueListener(
-                self._log_queue, *logging.getLogger().handlers, respect_handler_level=True)
-            self._listener.start()
-        self._target_args = (initializer, initargs, function, self._log_queue)
+        self._target_args = (initializer, initargs, function, not forking)
         # One poll set for the run: a selector built per wake-up costs more
         # than a quick task when results come back thousands per second.
         self._poller = select.poll()
@@ -129,7 +145,7 @@ class WorkerPool:
             self._start_worker()
 
     def _start_worker(self, replacing=None):
-        worker = _Worker(self._context, self._target_args)
+        worker = _Worker(self._context, self._target_args, [w for w in self._workers if w is not replacing])
         if replacing is None:
             self._workers.append(worker)
         else:
@@ -179,7 +195,10 @@ class WorkerPool:
         try:
             while worker.conn.poll():
                 seq, outcome = worker.conn.recv()
-                yield worker.held.pop(seq), outcome
+                if seq is None:  # a log record (see _PipeQueue)
+                    logging.getLogger(outcome.name).handle(outcome)
+                else:
+                    yield worker.held.pop(seq), outcome
             if worker.process.is_alive():
                 return
         except (EOFError, OSError):
@@ -212,5 +231,3 @@ class WorkerPool:
             multiprocessing_logging.uninstall_mp_handler()
             for handler in self._mp_handlers:
                 _drain(handler)
-        if self._listener is not None:
-            self._listener.stop()

@@ -2,8 +2,10 @@
 the log records (SHA-256 or SHA-512 of the whole file).
 
 The index of digests is kept under the cache directory and refreshed only for
-files whose size or mtime changed; an image whose file changed after it was
-indexed is hashed again before use.
+files whose stamp changed: size, mtime, ctime and inode. The ctime cannot be
+set back by touch or utime, so an image rewritten in place with its old size
+and mtime is still caught. An image whose file changed after it was indexed
+is hashed again before use.
 """
 
 import hashlib
@@ -15,7 +17,7 @@ from .errors import InputError, ReferenceImageError
 from .events import ALG_SHA256, ALG_SHA512
 from .files import map_file, write_atomic
 
-_INDEX_VERSION = 1
+_INDEX_VERSION = 2
 _CHUNK = 1 << 20
 
 
@@ -27,12 +29,16 @@ def default_cache_dir():
     return os.path.join(base, "fastrim")
 
 
+def _stamp(st):
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
 @dataclass(frozen=True)
 class RefImage:
     name: str  # path relative to the store's root
     path: str
     size: int
-    mtime_ns: int
+    stamp: tuple  # (size, mtime_ns, ctime_ns, inode) when it was hashed
     sha256: bytes
     sha512: bytes
 
@@ -83,15 +89,16 @@ class RefStore:
                 except OSError:
                     continue
                 entry = known.get(name)
-                if entry and len(entry) == 4 and entry[:2] == (st.st_size, st.st_mtime_ns):
-                    sha256, sha512 = bytes.fromhex(entry[2]), bytes.fromhex(entry[3])
+                stamp = _stamp(st)
+                if entry and len(entry) == 3 and tuple(entry[0]) == stamp:
+                    sha256, sha512 = bytes.fromhex(entry[1]), bytes.fromhex(entry[2])
                 else:
                     try:
                         sha256, sha512 = _hash_file(path)
                     except OSError:
                         continue
                     self.hashed += 1
-                images[name] = RefImage(name, path, st.st_size, st.st_mtime_ns, sha256, sha512)
+                images[name] = RefImage(name, path, st.st_size, stamp, sha256, sha512)
         self._images = images
         self._by_digest = {}
         for image in images.values():
@@ -105,7 +112,7 @@ class RefStore:
             "version": _INDEX_VERSION,
             "root": self.root,
             "files": {
-                i.name: [i.size, i.mtime_ns, i.sha256.hex(), i.sha512.hex()] for i in self._images.values()
+                i.name: [list(i.stamp), i.sha256.hex(), i.sha512.hex()] for i in self._images.values()
             },
         }
         try:
@@ -125,7 +132,7 @@ class RefStore:
         changed since it was indexed, and refused if it no longer matches."""
         data = map_file(ref.path)
         st = os.stat(ref.path)
-        if (st.st_size, st.st_mtime_ns) != (ref.size, ref.mtime_ns):
+        if _stamp(st) != ref.stamp:
             if (hashlib.sha256(data).digest(), len(data)) != (ref.sha256, ref.size):
                 raise ReferenceImageError(
                     f"reference image {ref.name} changed after it was indexed", code="ref.changed"
@@ -155,7 +162,7 @@ class MemoryRefStore:
         if alg not in self._by_digest and alg in _HASHES:
             self._by_digest[alg] = {}
             for name, data in self._data.items():
-                ref = RefImage(name, None, len(data), 0, None, None)
+                ref = RefImage(name, None, len(data), None, None, None)
                 self._by_digest[alg].setdefault(self._digest(alg, data), ref)
         return self._by_digest.get(alg, {}).get(bytes(digest))
 

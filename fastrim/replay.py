@@ -5,6 +5,7 @@ The per-granule loop runs in the backend, one call per image; the few other
 descriptors (parameters, RIPAS blocks, the boot REC) are built here.
 """
 
+import bisect
 import hashlib
 import struct
 from dataclasses import dataclass, field
@@ -130,20 +131,26 @@ def _check_ripas(ripas, offset, realm):
 
 
 class _GranuleLedger:
-    """The RMM creates a granule once: no two images may share one."""
+    """The RMM creates a granule once: no two images may share one. Ranges
+    are kept sorted, so a log of thousands of images costs n log n."""
 
     def __init__(self):
+        self._starts = []
         self._ranges = []
 
     def claim(self, first, count, image, offset):
         end = first + count * GRANULE_SIZE
-        for lo, hi, other in self._ranges:
+        i = bisect.bisect_left(self._starts, first)
+        # The claimed ranges are disjoint: only the one starting before
+        # first and the one starting at or after it can overlap.
+        for lo, hi, other in self._ranges[max(i - 1, 0) : i + 1]:
             if first < hi and lo < end:
                 raise LogFormatError(
                     f"image {image!r} reuses granules of {other!r} in [0x{max(lo, first):x}, 0x{min(hi, end):x})",
                     code="log.granule_reused", offset=offset,
                 )
-        self._ranges.append((first, end, image))
+        self._starts.insert(i, first)
+        self._ranges.insert(i, (first, end, image))
 
 
 def replay(cca_log, refs=None, *, options=ReplayOptions(), cache=None, memo=None, impl=None, work=None):

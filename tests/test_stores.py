@@ -52,6 +52,24 @@ def test_image_changed_after_indexing_is_refused(tmp_path):
     assert info.value.code == "ref.changed"
 
 
+def test_an_image_rewritten_with_its_old_size_and_mtime_is_still_caught(tmp_path):
+    (tmp_path / "refs").mkdir()
+    path = tmp_path / "refs" / "k.bin"
+    path.write_bytes(b"kernel" * 100)
+    store = refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache")
+    ref = store.find(ALG_SHA256, hashlib.sha256(b"kernel" * 100).digest())
+    st = os.stat(path)
+    with open(path, "r+b") as f:  # same size, same inode
+        f.write(b"KERNEL")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the old mtime back
+    with pytest.raises(ReferenceImageError) as info:
+        store.open(ref)
+    assert info.value.code == "ref.changed"
+    again = refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache")
+    assert again.hashed == 1, "the index noticed the change (ctime) and hashed the file again"
+    assert again.find(ALG_SHA256, hashlib.sha256(b"kernel" * 100).digest()) is None
+
+
 KEY = (ALG_SHA256, hashlib.sha256(b"img").digest(), 0xAB0)
 CONTENTS = b"".join(hashlib.sha256(bytes([i])).digest() for i in range(5))
 
