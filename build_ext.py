@@ -27,7 +27,7 @@ ffibuilder.cdef(
 ffibuilder.set_source(
     "fastrim._native",
     '#include "fastrim.h"',
-    sources=["csrc/fastrim.c"],
+    sources=["csrc/fastrim.c", "csrc/lanes.c"],
     include_dirs=["csrc"],
     libraries=["crypto"],
     # The low-level SHA*_Init calls are deprecated in OpenSSL 3 but are

@@ -8,6 +8,7 @@
 #include <openssl/sha.h>
 
 #include "fastrim.h"
+#include "lanes.h"
 
 #define ALG_SHA1 0x0004
 #define ALG_SHA256 0x000B
@@ -394,6 +395,50 @@ static void chain_step(data_chain *c, uint64_t ipa, const uint8_t *content)
 
 static void chain_end(const data_chain *c, uint8_t *rim) { memcpy(rim, c->desc + 0x10, 64); }
 
+/* ---- granule content hashing: OpenSSL one at a time, or SHA-NI lanes ---- */
+
+static int kernel = FR_KERNEL_OPENSSL;
+
+/* Lanes the multilane kernel interleaves: with 16 xmm registers (no
+ * AVX-512) more lanes spill their state to the stack (see the note in
+ * benchmarks/test_bench_replay.py for the figures). */
+#ifndef FR_LANES
+#define FR_LANES 2
+#endif
+static const int LANES = FR_LANES;
+
+int fr_set_hash_kernel(int requested)
+{
+    int multilane_ok = fr_lanes_sha256_supported();
+    if (requested == FR_KERNEL_AUTO)
+        requested = multilane_ok ? FR_KERNEL_MULTILANE : FR_KERNEL_OPENSSL;
+    if (requested == FR_KERNEL_MULTILANE && !multilane_ok)
+        return -1;
+    if (requested != FR_KERNEL_OPENSSL && requested != FR_KERNEL_MULTILANE)
+        return -1;
+    kernel = requested;
+    return kernel;
+}
+
+int fr_hash_kernel(uint16_t alg)
+{
+    return alg == ALG_SHA256 ? kernel : FR_KERNEL_OPENSSL; /* no SHA-512 lanes yet */
+}
+
+static void hash_granules(uint16_t alg, const uint8_t *const *src, size_t n, uint8_t *out)
+{
+    if (fr_hash_kernel(alg) == FR_KERNEL_MULTILANE) {
+        fr_lanes_sha256_granules(src, n, out, LANES);
+        return;
+    }
+    uint32_t dlen = alg == ALG_SHA256 ? 32 : 64;
+    for (size_t i = 0; i < n; i++) rim_hash(alg, src[i], GRANULE, out + i * dlen);
+}
+
+/* Granules hashed per batch: their content hashes are computed together
+ * (lanes), then chained in order. */
+#define BATCH 64
+
 int64_t fr_rim_data(uint16_t alg, uint8_t *rim, const uint8_t *img,
                     uint64_t img_len, uint64_t base, uint8_t *contents_out)
 {
@@ -404,26 +449,31 @@ int64_t fr_rim_data(uint16_t alg, uint8_t *rim, const uint8_t *img,
     uint64_t first = base & ~(uint64_t)(GRANULE - 1);
     uint64_t head = base - first;
     uint64_t n = (head + img_len + GRANULE - 1) / GRANULE;
-    uint8_t page[GRANULE];
-    uint8_t content[64];
-    for (uint64_t g = 0; g < n; g++) {
-        /* Bytes of a granule outside the image are zero: only the first
-         * and last granules need a padded copy, the rest hash in place. */
-        uint64_t start = g * GRANULE; /* offset of the granule from `first` */
-        const uint8_t *src;
-        if (start >= head && start - head + GRANULE <= img_len) {
-            src = img + (start - head);
-        } else {
+    /* Bytes of a granule outside the image are zero: only the first and the
+     * last granule need a padded copy, the others are hashed in place. */
+    uint8_t pages[2][GRANULE];
+    const uint8_t *src[BATCH];
+    uint8_t contents[BATCH * 64];
+    for (uint64_t g0 = 0; g0 < n; g0 += BATCH) {
+        size_t m = n - g0 < BATCH ? (size_t)(n - g0) : BATCH;
+        for (size_t i = 0; i < m; i++) {
+            uint64_t start = (g0 + i) * GRANULE; /* offset of the granule from `first` */
+            if (start >= head && start - head + GRANULE <= img_len) {
+                src[i] = img + (start - head);
+                continue;
+            }
+            uint8_t *page = pages[g0 + i == 0 ? 0 : 1];
             uint64_t lo = start < head ? head - start : 0;
             uint64_t from = start + lo - head;
             uint64_t take = img_len - from < GRANULE - lo ? img_len - from : GRANULE - lo;
             memset(page, 0, GRANULE);
             memcpy(page + lo, img + from, take);
-            src = page;
+            src[i] = page;
         }
-        rim_hash(alg, src, GRANULE, content);
-        if (contents_out) memcpy(contents_out + g * dlen, content, dlen);
-        chain_step(&chain, first + start, content);
+        hash_granules(alg, src, m, contents);
+        if (contents_out) memcpy(contents_out + g0 * dlen, contents, m * dlen);
+        for (size_t i = 0; i < m; i++)
+            chain_step(&chain, first + (g0 + i) * GRANULE, contents + i * dlen);
     }
     chain_end(&chain, rim);
     return (int64_t)n;

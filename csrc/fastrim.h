@@ -83,6 +83,20 @@ int fr_pcr_replay(const uint8_t *buf, const fr_event *events, uint32_t n_events,
 int64_t fr_rim_data(uint16_t alg, uint8_t *rim, const uint8_t *img,
                     uint64_t img_len, uint64_t base, uint8_t *contents_out);
 
+/* Granule content hashing kernels. */
+enum {
+    FR_KERNEL_AUTO = -1,
+    FR_KERNEL_OPENSSL = 0,    /* OpenSSL, one granule at a time */
+    FR_KERNEL_MULTILANE = 1   /* SHA-NI, several granules interleaved (SHA-256) */
+};
+
+/* Choose the kernel (FR_KERNEL_*); AUTO takes multilane where the CPU has
+ * it. Returns the kernel chosen, or -1 when the CPU cannot run it. */
+int fr_set_hash_kernel(int requested);
+
+/* The kernel that hashes granules for alg (TPM algId) now. */
+int fr_hash_kernel(uint16_t alg);
+
 /* The descriptor chain alone for n granules from ipa0: with contents (n
  * content hashes of dlen bytes) they are measured, with NULL unmeasured. */
 int64_t fr_rim_chain(uint16_t alg, uint8_t *rim, uint64_t ipa0, uint64_t n,

@@ -4,6 +4,7 @@ They allocate, call, check and hand back offsets; the log and image bytes are
 read in place through ffi.from_buffer, never copied.
 """
 
+import os
 import struct
 from collections.abc import Sequence
 
@@ -13,6 +14,25 @@ from .events import ALG_SHA256, ALG_SHA512
 from .framing import FORMAT_NAMES, Framing, RawDigest, RawEvent, granule_span
 
 NAME = "cffi"
+
+_KERNELS = {"auto": lib.FR_KERNEL_AUTO, "openssl": lib.FR_KERNEL_OPENSSL, "multilane": lib.FR_KERNEL_MULTILANE}
+_KERNEL_NAMES = {lib.FR_KERNEL_OPENSSL: "openssl", lib.FR_KERNEL_MULTILANE: "multilane"}
+
+
+def set_hash_kernel(name):
+    """Choose the granule hashing kernel (see fastrim.framing); returns the one chosen."""
+    if name not in _KERNELS:
+        raise ImportError(f"unknown FASTRIM_HASH_KERNEL {name!r}: use auto, openssl or multilane")
+    if lib.fr_set_hash_kernel(_KERNELS[name]) < 0:
+        raise ImportError("the multilane kernel needs the x86 SHA extensions, which this CPU lacks")
+    return hash_kernel(ALG_SHA256)
+
+
+def hash_kernel(alg):
+    return _KERNEL_NAMES[lib.fr_hash_kernel(alg)]
+
+
+set_hash_kernel(os.environ.get("FASTRIM_HASH_KERNEL", "auto") or "auto")
 
 # Start small, grow on demand: most logs hold a few hundred records.
 _INITIAL_EVENTS = 512

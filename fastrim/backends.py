@@ -24,7 +24,9 @@ def _choose(requested):
     if requested == "auto":
         try:
             return load("cffi")
-        except ImportError:
+        except ImportError as exc:
+            if exc.name != "fastrim._native":
+                raise  # built but misconfigured (e.g. FASTRIM_HASH_KERNEL): say so, do not fall back
             return load("python")
     return load(requested)
 

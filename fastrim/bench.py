@@ -48,7 +48,7 @@ def measure(algos=tuple(ALGOS), backend_names=("cffi",), mib=64, repeat=3):
     rows = []
     for algo in algos:
         limit = _best(lambda: hashlib.new(algo, image).digest(), repeat)
-        rows.append(_row(algo, "-", "hashlib", limit, len(image), limit))
+        rows.append(_row(algo, "-", "-", "hashlib", limit, len(image), limit))
         decoded, refs = single_image_realm(image, ALGOS[algo])
         alg, rim = decoded.realm.alg, replay.initial_rim(decoded.realm)
         for name in backend_names:
@@ -64,19 +64,20 @@ def measure(algos=tuple(ALGOS), backend_names=("cffi",), mib=64, repeat=3):
                 }
                 _, _, contents = impl.rim_data(alg, rim, image, 0x40000000, True)
                 cases["chain"] = lambda: impl.rim_chain(alg, rim, 0x40000000, len(image) // GRANULE_SIZE, contents)
+                kernel = impl.hash_kernel(alg)
                 for case, fn in cases.items():
-                    rows.append(_row(algo, name, case, _best(fn, repeat), len(image), limit))
+                    rows.append(_row(algo, name, kernel, case, _best(fn, repeat), len(image), limit))
     return rows
 
 
-def _row(algo, backend, case, seconds, size, limit):
-    return {"algo": algo, "backend": backend, "case": case, "seconds": seconds,
+def _row(algo, backend, kernel, case, seconds, size, limit):
+    return {"algo": algo, "backend": backend, "kernel": kernel, "case": case, "seconds": seconds,
             "gb_per_s": size / seconds / 1e9, "ratio": limit / seconds}
 
 
 def format_table(rows):
-    lines = [f"{'algo':<7} {'backend':<7} {'case':<8} {'ms':>9} {'GB/s':>7} {'x hashlib':>9}"]
+    lines = [f"{'algo':<7} {'backend':<7} {'kernel':<9} {'case':<8} {'ms':>9} {'GB/s':>7} {'x hashlib':>9}"]
     for r in rows:
-        lines.append(f"{r['algo']:<7} {r['backend']:<7} {r['case']:<8} {r['seconds'] * 1e3:>9.2f} "
+        lines.append(f"{r['algo']:<7} {r['backend']:<7} {r['kernel']:<9} {r['case']:<8} {r['seconds'] * 1e3:>9.2f} "
                      f"{r['gb_per_s']:>7.2f} {r['ratio']:>9.2f}")
     return "\n".join(lines)

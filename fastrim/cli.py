@@ -12,6 +12,7 @@ import tempfile
 from . import __version__, backends, batch, bench, cca, fleet, pcr, replay, results, tcglog, verify
 from .contentcache import ContentCache
 from .errors import FastrimError, LogFormatError
+from .cca import HASH_ALGOS
 from .events import alg_name
 from .files import map_file
 from .progress import Progress
@@ -180,6 +181,8 @@ def _run_batch(roots, refs_dir, out, *, jobs, expected, options, cache_dir, max_
         metadata = {
             "fastrim.version": __version__,
             "fastrim.backend": backends.active.NAME,
+            "fastrim.hash_kernel": json.dumps({name: backends.active.hash_kernel(alg)
+                                               for alg, name in HASH_ALGOS.values()}),
             "fastrim.argv": json.dumps(argv),
             "fastrim.refs": refs.root,
             "fastrim.profile": options.profile,

@@ -23,6 +23,10 @@ from .framing import (
 
 NAME = "python"
 
+
+def hash_kernel(alg):
+    return "hashlib"
+
 # FR_* values of csrc/fastrim.h.
 _FORMAT_AGILE, _FORMAT_LEGACY = 1, 2
 _TRUNCATED, _EVENT_TOO_LARGE, _TOO_MANY_DIGESTS = 3, 4, 5

@@ -14,6 +14,11 @@ A backend module (fastrim._cffi or fastrim.fallback) provides:
     RMI_DATA_CREATE for every granule of an image loaded at base.
 ``rim_chain(alg, rim, ipa0, granules, contents) -> rim``
     The descriptor chain alone, from cached content hashes or unmeasured.
+``hash_kernel(alg) -> str``
+    What hashes granule contents for alg: "openssl", "multilane" (C) or
+    "hashlib" (Python). The C backend takes FASTRIM_HASH_KERNEL=auto|openssl|
+    multilane at import; an unknown value, or multilane on a CPU without the
+    x86 SHA extensions, is an ImportError.
 """
 
 import struct

@@ -125,6 +125,7 @@ def test_bench_reports_every_case_per_algorithm_and_backend():
         for backend in BACKENDS:
             assert {(algo, backend, c) for c in ("cold", "warm", "chain")} <= cases
     assert all(r["gb_per_s"] > 0 and r["ratio"] > 0 for r in rows)
+    assert {r["kernel"] for r in rows if r["backend"] == "python"} == {"hashlib"}
     table = fastrim("bench", "--mib", 1, "--repeat", 1, "--algo", "sha512")
     assert "x hashlib" in table.stdout and "sha256" not in table.stdout
     assert fastrim("bench", "--algo", "md5").returncode == 2

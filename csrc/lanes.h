@@ -1,0 +1,16 @@
+/* Multi-lane SHA-256 of whole 4 KiB granules (csrc/lanes.c). Internal to the
+ * C core: not part of the cffi interface. */
+#ifndef FASTRIM_LANES_H
+#define FASTRIM_LANES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* 1 when this CPU has the SHA extensions (and SSSE3, SSE4.1) the kernel uses. */
+int fr_lanes_sha256_supported(void);
+
+/* SHA-256 of n granules of 4096 bytes, src[i] each, into out (32 bytes
+ * each), interleaving up to `lanes` (1-4) of them. */
+void fr_lanes_sha256_granules(const uint8_t *const *src, size_t n, uint8_t *out, int lanes);
+
+#endif

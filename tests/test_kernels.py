@@ -1,0 +1,75 @@
+"""Granule hashing kernels of the C backend: every kernel this CPU can run
+gives the bytes of hashlib and of the Python backend, for any number of
+granules (lane remainders, batch edges) and ragged first and last granules."""
+
+import hashlib
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+from fastrim import _cffi, fallback
+from fastrim.events import ALG_SHA256, ALG_SHA512
+
+GRANULE = 4096
+
+
+def available_kernels():
+    kernels = ["openssl"]
+    try:
+        _cffi.set_hash_kernel("multilane")
+        kernels.append("multilane")
+    except ImportError:
+        pass
+    finally:
+        _cffi.set_hash_kernel(os.environ.get("FASTRIM_HASH_KERNEL", "auto") or "auto")
+    return kernels
+
+
+@pytest.fixture(params=available_kernels())
+def kernel(request):
+    chosen = _cffi.set_hash_kernel(request.param)
+    yield chosen
+    _cffi.set_hash_kernel(os.environ.get("FASTRIM_HASH_KERNEL", "auto") or "auto")
+
+
+def padded_granules(image, base):
+    head = base % GRANULE
+    total = -(-(head + len(image)) // GRANULE) * GRANULE
+    padded = bytes(head) + image + bytes(total - head - len(image))
+    return [padded[i:i + GRANULE] for i in range(0, len(padded), GRANULE)]
+
+
+@pytest.mark.parametrize("granules", [1, 2, 3, 4, 5, 7, 9, 63, 64, 65, 129])
+@pytest.mark.parametrize("alg", [ALG_SHA256, ALG_SHA512])
+def test_every_kernel_matches_hashlib_and_python(kernel, granules, alg):
+    rng = random.Random(granules * 7 + alg)
+    for head, tail in ((0, 0), (1, 5), (0xAB0, 4095), (4095, 1)):
+        size = max(0, granules * GRANULE - head - tail)
+        image = rng.randbytes(size)
+        base = 0x40000000 + head
+        rim = rng.randbytes(64)
+        got = _cffi.rim_data(alg, rim, image, base, True)
+        assert got == fallback.rim_data(alg, rim, image, base, True)
+        fn = hashlib.sha256 if alg == ALG_SHA256 else hashlib.sha512
+        assert got[2] == b"".join(fn(g).digest() for g in padded_granules(image, base))
+
+
+def test_multilane_is_the_sha256_kernel_when_chosen(kernel):
+    assert _cffi.hash_kernel(ALG_SHA256) == kernel
+    assert _cffi.hash_kernel(ALG_SHA512) == "openssl"  # no SHA-512 lanes on this machine's ISA yet
+
+
+def _kernel_in_child(value):
+    env = dict(os.environ, FASTRIM_HASH_KERNEL=value, FASTRIM_BACKEND="auto")
+    return subprocess.run([sys.executable, "-c", "from fastrim import _cffi; print(_cffi.hash_kernel(11))"],
+                          capture_output=True, text=True, env=env)
+
+
+def test_the_environment_chooses_the_kernel_and_a_bad_value_is_an_import_error():
+    assert _kernel_in_child("openssl").stdout.strip() == "openssl"
+    assert _kernel_in_child("auto").stdout.strip() in ("openssl", "multilane")
+    bad = _kernel_in_child("avx9000")
+    assert bad.returncode != 0 and "ImportError: unknown FASTRIM_HASH_KERNEL 'avx9000'" in bad.stderr
