@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from fastrim import cca, contentcache, replay, synth, tcglog
-from helpers import MemoryRefs
+from fastrim import bench, contentcache, replay
 
 IMAGE_MIB = int(os.environ.get("FASTRIM_BENCH_MIB", "256"))
 
@@ -22,13 +21,6 @@ IMAGE_MIB = int(os.environ.get("FASTRIM_BENCH_MIB", "256"))
 def image():
     size = IMAGE_MIB << 20
     return (hashlib.sha256(b"fastrim").digest() * (size // 32 + 1))[:size]
-
-
-def _decoded(image, hash_algo):
-    spec = synth.RealmSpec(hash_algo=hash_algo, s2sz=44, ram_size=1 << 30,
-                           images=(synth.Image("KERNEL", 0x40000000, image),),
-                           log_base=0x40000000 + len(image) + 4096)
-    return cca.decode(tcglog.parse(synth.write_log(spec))), MemoryRefs(spec.images)
 
 
 @pytest.mark.parametrize("algo", ["sha256", "sha512"])
@@ -41,10 +33,11 @@ def test_hashlib_one_call_limit(benchmark, image, algo):
 @pytest.mark.parametrize("algo", ["sha256", "sha512"])
 def test_cold_replay(benchmark, impl, image, algo):
     benchmark.group = f"replay-{algo}"
-    decoded, refs = _decoded(image, 0 if algo == "sha256" else 1)
+    decoded, refs = bench.single_image_realm(image, 0 if algo == "sha256" else 1)
     limit = min(_time(lambda: hashlib.new(algo, image).digest()) for _ in range(3))
     rounds = 3 if impl.NAME == "cffi" else 1
     benchmark.pedantic(lambda: replay.replay(decoded, refs, impl=impl), rounds=rounds, iterations=1)
+    benchmark.extra_info["kernel"] = impl.hash_kernel(decoded.realm.alg)
     if benchmark.stats:
         benchmark.extra_info["ratio_to_hashlib"] = limit / benchmark.stats.stats.min
 
@@ -52,7 +45,7 @@ def test_cold_replay(benchmark, impl, image, algo):
 @pytest.mark.parametrize("algo", ["sha256", "sha512"])
 def test_warm_replay(benchmark, impl, image, algo, tmp_path):
     benchmark.group = f"replay-{algo}"
-    decoded, refs = _decoded(image, 0 if algo == "sha256" else 1)
+    decoded, refs = bench.single_image_realm(image, 0 if algo == "sha256" else 1)
     cache = contentcache.ContentCache(tmp_path)
     cold = _time(lambda: replay.replay(decoded, refs, impl=impl, cache=cache))
     result = benchmark.pedantic(lambda: replay.replay(decoded, refs, impl=impl, cache=cache), rounds=3, iterations=1)
