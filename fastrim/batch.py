@@ -1,5 +1,6 @@
 """Batch orchestration: verify every log under some directories in worker
-processes and gather one result row per log, always.
+processes and gather one result row per log, always. Each log's attested RIM
+is a row of --expected, else its X.token sidecar, else its X.rim sidecar.
 
 The parent finds the logs, hands them out largest first and alone writes the
 output. Workers share the on-disk content cache and step memo, so an image's
@@ -15,7 +16,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from . import backends, replay, verify
+from . import backends, replay, token, verify
 from .contentcache import CacheBusy, ContentCache
 from .errors import InputError
 from .pool import WorkerCrash, WorkerPool
@@ -103,9 +104,10 @@ class _Deferred:
 _state = {}
 
 
-def _init_worker(refs, cache_dir, options, max_event_size, backend):
+def _init_worker(refs, cache_dir, options, max_event_size, backend, platform_key_paths):
     _state.update(
         refs=refs, options=options, max_event_size=max_event_size, impl=backends.load(backend),
+        platform_keys=[token.load_platform_key(path) for path in platform_key_paths],
         cache=ContentCache(cache_dir) if cache_dir else None,
         memo=StepMemo(cache_dir), same_logs=verify.SameLogMemo(),
     )
@@ -118,7 +120,8 @@ def _verify_task(task):
     work = replay.ReplayResult(None, None)
     try:
         verdict = verify.verify(
-            task.log.path, _state["refs"], task.expected_rim, options=_state["options"], cache=cache,
+            task.log.path, _state["refs"], task.expected_rim, platform_keys=_state["platform_keys"],
+            options=_state["options"], cache=cache,
             memo=_state["memo"], same_logs=_state["same_logs"], max_event_size=_state["max_event_size"],
             impl=_state["impl"], name=task.log.name, work=work,
         )
@@ -149,8 +152,11 @@ class Summary:
                 f"{self.bytes_hashed / 1e6:,.0f} MB of images hashed")
 
 
-def run(logs, refs, *, jobs, expected=None, options, cache_dir, max_event_size, on_row=None, impl=None):
+def run(logs, refs, *, jobs, expected=None, options, cache_dir, max_event_size, on_row=None, impl=None,
+        platform_key_paths=()):
     """Verify logs (LogFile list) in `jobs` worker processes on backend impl.
+    Tokens are checked against the platform keys in platform_key_paths (the
+    workers load them: key objects do not cross process boundaries).
     Returns the rows sorted by log name and a Summary; on_row(row) sees each
     row as it comes."""
     expected = expected or {}
@@ -159,7 +165,7 @@ def run(logs, refs, *, jobs, expected=None, options, cache_dir, max_event_size, 
     rows = []
     crashed = 0
     with WorkerPool(jobs, _verify_task, _init_worker,
-                    (refs, cache_dir, options, max_event_size, backend)) as pool:
+                    (refs, cache_dir, options, max_event_size, backend, tuple(platform_key_paths))) as pool:
         for log_file in logs:
             pool.submit(_Task(log_file, expected.get(log_file.name)))
         for task, outcome in pool.results():

@@ -9,12 +9,12 @@ import os
 import sys
 import tempfile
 
-from . import __version__, backends, batch, bench, cca, fleet, pcr, replay, results, tcglog, verify
+from . import __version__, backends, batch, bench, cca, ear, fleet, pcr, replay, results, tcglog, token, verify
 from .contentcache import ContentCache
 from .errors import FastrimError, LogFormatError
 from .cca import HASH_ALGOS
 from .events import alg_name
-from .files import map_file
+from .files import map_file, write_atomic
 from .progress import Progress
 from .refstore import RefStore, default_cache_dir
 from .stepmemo import StepMemo
@@ -122,12 +122,29 @@ def _rim_arg(text):
         raise argparse.ArgumentTypeError(exc.args[0]) from None
 
 
+def _platform_keys(args):
+    """The trust anchors, loaded once here so that a bad file is a usage error."""
+    try:
+        return [token.load_platform_key(path) for path in args.platform_key]
+    except FastrimError as exc:
+        args.parser.error(str(exc))
+
+
+def _write_ear(path, rows):
+    try:
+        write_atomic(path, lambda f: f.write(ear.json_lines(rows).encode()))
+    except OSError as exc:
+        raise ResultsNotWritten(f"cannot write the EAR claims to {path}: {exc.strerror or exc}") from None
+
+
 def cmd_verify(args):
     refs = RefStore(args.refs, cache_dir=args.cache_dir)
     verdict = verify.verify(
-        args.log, refs, args.rim, options=_replay_options(args), cache=_cache(args), memo=_memo(args),
-        max_event_size=args.max_event_size,
+        args.log, refs, args.rim, token_path=args.token, platform_keys=_platform_keys(args),
+        options=_replay_options(args), cache=_cache(args), memo=_memo(args), max_event_size=args.max_event_size,
     )
+    if args.ear:
+        _write_ear(args.ear, [verdict.row()])
     if args.json:
         print(results.json_line(verdict.row()))
     else:
@@ -159,7 +176,7 @@ def _batch_exit(summary, rows):
 
 
 def _run_batch(roots, refs_dir, out, *, jobs, expected, options, cache_dir, max_event_size, argv,
-               jsonl=False, progress=None):
+               jsonl=False, progress=None, platform_key_paths=(), ear_path=None):
     """Verify every log under roots and write the results; returns (rows, summary)."""
     logs = batch.discover(roots)
     if not logs:
@@ -174,7 +191,8 @@ def _run_batch(roots, refs_dir, out, *, jobs, expected, options, cache_dir, max_
 
     try:
         rows, summary = batch.run(logs, refs, jobs=jobs, expected=expected, options=options, cache_dir=cache_dir,
-                                  max_event_size=max_event_size, on_row=on_row)
+                                  max_event_size=max_event_size, on_row=on_row,
+                                  platform_key_paths=platform_key_paths)
     finally:
         progress.close()
     if out:
@@ -192,6 +210,8 @@ def _run_batch(roots, refs_dir, out, *, jobs, expected, options, cache_dir, max_
             results.write_parquet(out, rows, metadata)
         except OSError as exc:
             raise ResultsNotWritten(f"cannot write the results to {out}: {exc.strerror or exc}") from None
+    if ear_path:
+        _write_ear(ear_path, rows)
     return rows, summary
 
 
@@ -200,19 +220,21 @@ def _check_writable(parser, out):
     """Refuse an output that cannot be written before verifying anything."""
     directory = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(directory):
-        parser.error(f"--out {out}: its directory does not exist")
+        parser.error(f"{out}: its directory does not exist")
     try:
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as exc:
-        parser.error(f"--out {out}: cannot write in {directory}: {exc.strerror or exc}")
+        parser.error(f"{out}: cannot write in {directory}: {exc.strerror or exc}")
 
 
 def cmd_batch(args):
     if not args.out and not args.jsonl:
         args.parser.error("give --out FILE, --jsonl or both")
-    if args.out:
-        _check_writable(args.parser, args.out)
+    for path in (args.out, args.ear):
+        if path:
+            _check_writable(args.parser, path)
+    _platform_keys(args)
     expected = batch.read_expected(args.expected) if args.expected else {}
     for root in args.logs:
         if not os.path.exists(root):
@@ -220,7 +242,7 @@ def cmd_batch(args):
     rows, summary = _run_batch(
         args.logs, args.refs, args.out, jobs=args.jobs, expected=expected, options=_replay_options(args),
         cache_dir=None if args.no_cache else args.cache_dir, max_event_size=args.max_event_size,
-        argv=args.argv, jsonl=args.jsonl,
+        argv=args.argv, jsonl=args.jsonl, platform_key_paths=args.platform_key, ear_path=args.ear,
     )
     where = f"; results in {args.out}" if args.out else ""
     print(f"fastrim: {summary.line()}{where}", file=sys.stderr)
@@ -325,6 +347,13 @@ def _add_replay_options(p, refs_required):
                    help="cache directory (default: $FASTRIM_CACHE_DIR or %(default)s)")
 
 
+def _add_attestation_options(p):
+    p.add_argument("--platform-key", action="append", default=[], metavar="FILE",
+                   help="a trust anchor for CCA platform tokens: PEM (public or private) key or EC JWK; "
+                   "repeatable. A token no configured key verifies never passes")
+    p.add_argument("--ear", metavar="FILE", help="also write each verdict as a Veraison EAR claims set (JSON lines)")
+
+
 def _add_fleet_options(p, vms, scale):
     p.add_argument("--vms", type=int, default=vms, help="how many realms (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same fleet")
@@ -362,11 +391,16 @@ def build_parser():
     p.set_defaults(parser=p, run=cmd_replay)
 
     p = sub.add_parser("verify", help="verify a CCA log against an expected RIM",
-                       description="Replay the RIM of an Arm CCA log and compare it with the expected value "
-                       "(--rim, else the sidecar X.rim of X.log). Without one the verdict is 'unverified'.")
+                       description="Replay the RIM of an Arm CCA log and compare it with the attested value: "
+                       "--rim or --token, else the sidecar X.token (checked against --platform-key), else X.rim. "
+                       "Without one the verdict is 'unverified'.")
     _add_log_options(p)
     _add_replay_options(p, refs_required=True)
-    p.add_argument("--rim", metavar="HEX", type=_rim_arg, help="the attested RIM (hex); beats an X.rim sidecar")
+    attested = p.add_mutually_exclusive_group()
+    attested.add_argument("--rim", metavar="HEX", type=_rim_arg, help="the attested RIM (hex); beats any sidecar")
+    attested.add_argument("--token", metavar="FILE",
+                          help="the realm's CCA attestation token (tag 399 or 907); beats any sidecar")
+    _add_attestation_options(p)
     p.add_argument("--json", action="store_true", help="one JSON object, digests in lower-case hex")
     p.set_defaults(parser=p, run=cmd_verify)
 
@@ -387,7 +421,8 @@ def build_parser():
                    help="worker processes (default: one per CPU, %(default)s here)")
     p.add_argument("--expected", metavar="FILE",
                    help="expected RIMs: CSV with a header, or JSON lines, with columns log and rim; "
-                   "log is the name relative to LOGS; beats the X.rim sidecars")
+                   "log is the name relative to LOGS; beats the X.token and X.rim sidecars")
+    _add_attestation_options(p)
     p.set_defaults(parser=p, run=cmd_batch)
 
     p = sub.add_parser("index", help="build or refresh the reference image index",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import xxhash
 
-from . import backends, cca, replay, tcglog
+from . import backends, cca, replay, tcglog, token
 from .errors import FastrimError, InputError
 from .files import map_file, read_head
 
@@ -41,6 +41,7 @@ class Verdict:
     cache_hits: int = 0
     memo_hits: int = 0
     reused: bool = False  # the outcome of a byte-identical log was reused
+    token: object = None  # token.TokenResult when the attested RIM came from a token
     elapsed_ms: float = 0.0
     backend: str = None
 
@@ -77,9 +78,26 @@ class Verdict:
             "cache_hits": self.cache_hits,
             "memo_hits": self.memo_hits,
             "reused": self.reused,
+            **_token_columns(self.token),
             "elapsed_ms": round(self.elapsed_ms, 3),
             "backend": self.backend,
         }
+
+
+def _token_columns(result):
+    """What an auditor wants of the token: the checks and the realm claims."""
+    claims = result.realm_claims if result is not None else {}
+    return {
+        "token_realm_signature": result.realm_signature if result else None,
+        "token_platform_signature": result.platform_signature if result else None,
+        "token_binding": result.binding if result else None,
+        "token_platform_key": result.platform_key if result else None,
+        "realm_profile": claims.get(token.CLAIM_PROFILE),
+        "realm_challenge": claims.get(token.CLAIM_CHALLENGE),
+        "realm_rpv": claims.get(token.CLAIM_RPV),
+        "realm_rems": list(claims[token.CLAIM_REMS]) if token.CLAIM_REMS in claims else None,
+        "realm_hash_algo": claims.get(token.CLAIM_HASH_ALGO),
+    }
 
 
 def parse_rim_hex(text, source):
@@ -164,23 +182,22 @@ class SameLogMemo:
                 self._entries.popitem(last=False)
 
 
-def verify(log_path, refs, expected_rim=None, *, use_sidecar=True, options=replay.ReplayOptions(),
-           cache=None, memo=None, same_logs=None, max_event_size=tcglog.DEFAULT_MAX_EVENT_SIZE, impl=None,
-           name=None, work=None):
-    """Replay log_path against refs and compare with expected_rim (bytes),
-    else with the log's .rim sidecar when use_sidecar is set. same_logs (a
-    SameLogMemo) reuses the outcome of a byte-identical log; work: see replay_log."""
+def verify(log_path, refs, expected_rim=None, *, token_path=None, platform_keys=(), use_sidecar=True,
+           options=replay.ReplayOptions(), cache=None, memo=None, same_logs=None,
+           max_event_size=tcglog.DEFAULT_MAX_EVENT_SIZE, impl=None, name=None, work=None):
+    """Replay log_path against refs and compare with the attested RIM: the
+    bytes expected_rim, else the RIM of the CCA token at token_path once it
+    is checked against platform_keys (token.PlatformKey list), else (when
+    use_sidecar is set) the token sidecar X.token, else the sidecar X.rim.
+    same_logs (a SameLogMemo) reuses the outcome of a byte-identical log;
+    work: see replay_log."""
     impl = impl or backends.active
     started = time.perf_counter()
     verdict = Verdict(name or log_path, ERROR, backend=impl.NAME)
     try:
         expected_error = None
         try:
-            if expected_rim is not None:
-                verdict.expected_rim, verdict.rim_source = expected_rim, "given"
-            elif use_sidecar:
-                verdict.expected_rim = sidecar_rim(log_path)
-                verdict.rim_source = "sidecar" if verdict.expected_rim is not None else None
+            _read_expected(verdict, log_path, expected_rim, token_path, platform_keys, use_sidecar)
         except FastrimError as exc:
             expected_error = exc  # reported after any log error, with the RIM when there is one
         data = map_file(log_path)
@@ -205,6 +222,30 @@ def verify(log_path, refs, expected_rim=None, *, use_sidecar=True, options=repla
     return verdict
 
 
+_MAX_TOKEN_SIZE = 1 << 16  # real tokens are 1-2 KiB
+
+
+def _read_expected(verdict, log_path, expected_rim, token_path, platform_keys, use_sidecar):
+    """Set the attested RIM and where it came from: an explicit value beats a
+    sidecar, a token beats a .rim file."""
+    if expected_rim is not None:
+        verdict.expected_rim, verdict.rim_source = expected_rim, "given"
+        return
+    source = "token"
+    if token_path is None and use_sidecar:
+        token_path, source = sidecar_path(log_path, ".token"), "token-sidecar"
+    raw = read_head(token_path, _MAX_TOKEN_SIZE + 1) if token_path is not None else None
+    if raw is not None:
+        verdict.rim_source = source
+        if len(raw) > _MAX_TOKEN_SIZE:
+            raise token.TokenError(f"{token_path} is larger than {_MAX_TOKEN_SIZE} bytes", code="token.malformed")
+        verdict.token = token.verify_token(raw, platform_keys)
+        verdict.expected_rim = verdict.token.rim
+    elif use_sidecar:
+        verdict.expected_rim = sidecar_rim(log_path)
+        verdict.rim_source = "sidecar" if verdict.expected_rim is not None else None
+
+
 def _fill(verdict, replayed):
     verdict.events, verdict.vm_version, verdict.realm = replayed.events, replayed.vm_version, replayed.realm
     if replayed.realm is not None:
@@ -219,7 +260,10 @@ def _fill(verdict, replayed):
 
 def _compare(verdict):
     expected, rim = verdict.expected_rim, verdict.rim
-    if expected is None:
+    if verdict.token is not None and verdict.token.failures:
+        # The token's RIM is not to be believed; the first failed check says why.
+        verdict.status, (verdict.error_code, verdict.detail) = FAIL, verdict.token.failures[0]
+    elif expected is None:
         verdict.status, verdict.detail = UNVERIFIED, "no expected RIM was given"
     elif len(expected) != len(rim):
         verdict.status, verdict.error_code = FAIL, "rim.mismatch"

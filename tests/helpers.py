@@ -13,3 +13,42 @@ def replay_spec(spec, impl, refs=None, log=None, **kwargs):
     raw = synth.write_log(spec) if log is None else log
     decoded = cca.decode(tcglog.parse(raw, impl=impl))
     return replay.replay(decoded, refs if refs is not None else MemoryRefs(spec.images), impl=impl, **kwargs)
+
+
+def make_token(rim, rak, platform_key, *, tag=907, profile=True, challenge=None, realm_signature=None):
+    """A CCA attestation token around rim, signed with our own test keys:
+    rak (P-384 private key) signs the realm token (ES384), platform_key
+    (P-256) the platform token (ES256). challenge overrides the binding;
+    realm_signature overrides the realm token's signature."""
+    import hashlib
+
+    import cbor2
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+    def sign1(key, alg, hash_type, size, claims, signature=None):
+        protected = cbor2.dumps({1: alg})
+        payload = cbor2.dumps(claims)
+        if signature is None:
+            der = key.sign(cbor2.dumps(["Signature1", protected, b"", payload]), ec.ECDSA(hash_type()))
+            r, s = utils.decode_dss_signature(der)
+            signature = r.to_bytes(size, "big") + s.to_bytes(size, "big")
+        return cbor2.dumps(cbor2.CBORTag(18, [protected, {}, payload, signature]))
+
+    numbers = rak.public_key().public_numbers()
+    if profile:
+        rak_claim = cbor2.dumps({1: 2, -1: 2, -2: numbers.x.to_bytes(48, "big"), -3: numbers.y.to_bytes(48, "big")})
+    else:
+        rak_claim = rak.public_key().public_bytes(serialization.Encoding.X962,
+                                                   serialization.PublicFormat.UncompressedPoint)
+    realm = {10: b"\x11" * 64, 44235: b"\x22" * 64, 44236: "sha-256", 44237: rak_claim, 44238: rim,
+             44239: [b"\x33" * 32] * 4, 44240: "sha-256"}
+    if profile:
+        realm[265] = "tag:arm.com,2023:realm#1.0.0"
+    platform = {265: "tag:arm.com,2023:cca_platform#1.0.0",
+                10: challenge if challenge is not None else hashlib.sha256(rak_claim).digest()}
+    realm_token = sign1(rak, -35, hashes.SHA384, 48, realm, realm_signature)
+    platform_token = sign1(platform_key, -7, hashes.SHA256, 32, platform)
+    if tag == 907:
+        return cbor2.dumps(cbor2.CBORTag(907, {44234: [263, platform_token], 44241: [263, realm_token]}))
+    return cbor2.dumps(cbor2.CBORTag(399, {44234: platform_token, 44241: realm_token}))
