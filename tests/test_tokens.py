@@ -9,6 +9,8 @@ import sys
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -184,3 +186,21 @@ def test_a_bad_platform_key_file_is_a_usage_error(tmp_path):
     run = subprocess.run([sys.executable, "-m", "fastrim", "verify", tmp_path / "x.log", "--refs", tmp_path,
                           "--platform-key", bad], capture_output=True, text=True)
     assert run.returncode == 2 and "input.bad_key" in run.stderr
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), min_size=1, max_size=8),
+       cut=st.integers(0, 64), tag=st.sampled_from([399, 907]), profile=st.booleans())
+def test_mutated_tokens_decode_or_are_refused_never_crash(keys, flips, cut, tag, profile):
+    """A token is written by the party being checked: any bytes give a result or a TokenError."""
+    rak, platform, _, pem = keys
+    data = bytearray(make_token(b"\x42" * 32, rak, platform, tag=tag, profile=profile))
+    for position, value in flips:
+        data[position % len(data)] = value
+    data = bytes(data[: len(data) - cut])
+    try:
+        result = token.verify_token(data, [token.load_platform_key(pem)])
+    except token.TokenError as exc:
+        assert exc.code.startswith("token.")
+    else:
+        assert isinstance(result.rim, bytes) and (result.trusted or result.failures)
