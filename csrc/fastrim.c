@@ -398,6 +398,8 @@ static void chain_end(const data_chain *c, uint8_t *rim) { memcpy(rim, c->desc +
 /* ---- granule content hashing: OpenSSL one at a time, or SHA-NI lanes ---- */
 
 static int kernel = FR_KERNEL_OPENSSL;
+/* What the CPU runs, read once: cpuid can trap to the hypervisor in a VM. */
+static int lanes256_ok = -1, lanes512_ok = -1;
 
 /* Lanes the multilane kernel interleaves: with 16 xmm registers (no
  * AVX-512) more lanes spill their state to the stack (see the note in
@@ -409,7 +411,11 @@ static const int LANES = FR_LANES;
 
 int fr_set_hash_kernel(int requested)
 {
-    int multilane_ok = fr_lanes_sha256_supported();
+    if (lanes256_ok < 0) {
+        lanes256_ok = fr_lanes_sha256_supported();
+        lanes512_ok = fr_lanes_sha512_supported();
+    }
+    int multilane_ok = lanes256_ok || lanes512_ok;
     if (requested == FR_KERNEL_AUTO)
         requested = multilane_ok ? FR_KERNEL_MULTILANE : FR_KERNEL_OPENSSL;
     if (requested == FR_KERNEL_MULTILANE && !multilane_ok)
@@ -422,13 +428,17 @@ int fr_set_hash_kernel(int requested)
 
 int fr_hash_kernel(uint16_t alg)
 {
-    return alg == ALG_SHA256 ? kernel : FR_KERNEL_OPENSSL; /* no SHA-512 lanes yet */
+    if (kernel != FR_KERNEL_MULTILANE) return FR_KERNEL_OPENSSL;
+    return (alg == ALG_SHA256 ? lanes256_ok : lanes512_ok) ? FR_KERNEL_MULTILANE : FR_KERNEL_OPENSSL;
 }
 
 static void hash_granules(uint16_t alg, const uint8_t *const *src, size_t n, uint8_t *out)
 {
     if (fr_hash_kernel(alg) == FR_KERNEL_MULTILANE) {
-        fr_lanes_sha256_granules(src, n, out, LANES);
+        if (alg == ALG_SHA256)
+            fr_lanes_sha256_granules(src, n, out, LANES);
+        else
+            fr_lanes_sha512_granules(src, n, out);
         return;
     }
     uint32_t dlen = alg == ALG_SHA256 ? 32 : 64;

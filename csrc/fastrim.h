@@ -87,14 +87,15 @@ int64_t fr_rim_data(uint16_t alg, uint8_t *rim, const uint8_t *img,
 enum {
     FR_KERNEL_AUTO = -1,
     FR_KERNEL_OPENSSL = 0,    /* OpenSSL, one granule at a time */
-    FR_KERNEL_MULTILANE = 1   /* SHA-NI, several granules interleaved (SHA-256) */
+    FR_KERNEL_MULTILANE = 1   /* several granules at once: SHA-NI (SHA-256), AVX2 (SHA-512) */
 };
 
 /* Choose the kernel (FR_KERNEL_*); AUTO takes multilane where the CPU has
  * it. Returns the kernel chosen, or -1 when the CPU cannot run it. */
 int fr_set_hash_kernel(int requested);
 
-/* The kernel that hashes granules for alg (TPM algId) now. */
+/* The kernel that hashes granules for alg (TPM algId) now: multilane only
+ * where the CPU has that algorithm's instructions. */
 int fr_hash_kernel(uint16_t alg);
 
 /* The descriptor chain alone for n granules from ipa0: with contents (n

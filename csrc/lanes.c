@@ -1,4 +1,5 @@
-/* Multi-lane SHA-256 of whole 4 KiB granules with the x86 SHA extensions.
+/* Multi-lane SHA-256 of whole 4 KiB granules with the x86 SHA extensions,
+ * and multi-lane SHA-512 with AVX2.
  *
  * A granule's content hash depends on nothing but its bytes, so several
  * granules can be hashed at once. sha256rnds2 has a latency of several
@@ -141,9 +142,154 @@ void fr_lanes_sha256_granules(const uint8_t *const *src, size_t n, uint8_t *out,
     for (; i < n; i++) granules_x1(src + i, out + 32 * i);
 }
 
+/* ---- SHA-512, four granules at a time in the 64-bit lanes of AVX2 ----
+ *
+ * No SHA-512 instructions here: each of the four lanes of a ymm register
+ * holds one granule's word, and the FIPS 180-4 rounds run on all four at
+ * once. (With AVX-512 there would be eight lanes and a rotate instruction;
+ * this machine has neither, so rotations are two shifts and an or.) */
+
+#define AVX2 __attribute__((target("avx2")))
+
+static const uint64_t K512[80] = {
+    0x428a2f98d728ae22ULL, 0x7137449123ef65cdULL, 0xb5c0fbcfec4d3b2fULL, 0xe9b5dba58189dbbcULL,
+    0x3956c25bf348b538ULL, 0x59f111f1b605d019ULL, 0x923f82a4af194f9bULL, 0xab1c5ed5da6d8118ULL,
+    0xd807aa98a3030242ULL, 0x12835b0145706fbeULL, 0x243185be4ee4b28cULL, 0x550c7dc3d5ffb4e2ULL,
+    0x72be5d74f27b896fULL, 0x80deb1fe3b1696b1ULL, 0x9bdc06a725c71235ULL, 0xc19bf174cf692694ULL,
+    0xe49b69c19ef14ad2ULL, 0xefbe4786384f25e3ULL, 0x0fc19dc68b8cd5b5ULL, 0x240ca1cc77ac9c65ULL,
+    0x2de92c6f592b0275ULL, 0x4a7484aa6ea6e483ULL, 0x5cb0a9dcbd41fbd4ULL, 0x76f988da831153b5ULL,
+    0x983e5152ee66dfabULL, 0xa831c66d2db43210ULL, 0xb00327c898fb213fULL, 0xbf597fc7beef0ee4ULL,
+    0xc6e00bf33da88fc2ULL, 0xd5a79147930aa725ULL, 0x06ca6351e003826fULL, 0x142929670a0e6e70ULL,
+    0x27b70a8546d22ffcULL, 0x2e1b21385c26c926ULL, 0x4d2c6dfc5ac42aedULL, 0x53380d139d95b3dfULL,
+    0x650a73548baf63deULL, 0x766a0abb3c77b2a8ULL, 0x81c2c92e47edaee6ULL, 0x92722c851482353bULL,
+    0xa2bfe8a14cf10364ULL, 0xa81a664bbc423001ULL, 0xc24b8b70d0f89791ULL, 0xc76c51a30654be30ULL,
+    0xd192e819d6ef5218ULL, 0xd69906245565a910ULL, 0xf40e35855771202aULL, 0x106aa07032bbd1b8ULL,
+    0x19a4c116b8d2d0c8ULL, 0x1e376c085141ab53ULL, 0x2748774cdf8eeb99ULL, 0x34b0bcb5e19b48a8ULL,
+    0x391c0cb3c5c95a63ULL, 0x4ed8aa4ae3418acbULL, 0x5b9cca4f7763e373ULL, 0x682e6ff3d6b2b8a3ULL,
+    0x748f82ee5defb2fcULL, 0x78a5636f43172f60ULL, 0x84c87814a1f0ab72ULL, 0x8cc702081a6439ecULL,
+    0x90befffa23631e28ULL, 0xa4506cebde82bde9ULL, 0xbef9a3f7b2c67915ULL, 0xc67178f2e372532bULL,
+    0xca273eceea26619cULL, 0xd186b8c721c0c207ULL, 0xeada7dd6cde0eb1eULL, 0xf57d4f7fee6ed178ULL,
+    0x06f067aa72176fbaULL, 0x0a637dc5a2c898a6ULL, 0x113f9804bef90daeULL, 0x1b710b35131c471bULL,
+    0x28db77f523047d84ULL, 0x32caab7b40c72493ULL, 0x3c9ebe0a15c9bebcULL, 0x431d67c49c100d4cULL,
+    0x4cc5d4becb3e42b6ULL, 0x597f299cfc657e2aULL, 0x5fcb6fab3ad6faecULL, 0x6c44198c4a475817ULL,
+};
+
+static const uint64_t H512[8] = {
+    0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6ef372fe94f82bULL, 0xa54ff53a5f1d36f1ULL,
+    0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL, 0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL,
+};
+
+/* The last block of every 4096-byte message: 0x80, zeros, the bit length (128-bit big-endian). */
+static const uint8_t PAD512_4096[128] = { 0x80, [126] = 0x80 };
+
+int fr_lanes_sha512_supported(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if (!((b >> 5) & 1)) return 0; /* AVX2 */
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1)) return 0; /* OSXSAVE */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 6) == 6; /* the OS saves the ymm registers */
+}
+
+#define ROTR(x, n) _mm256_or_si256(_mm256_srli_epi64((x), (n)), _mm256_slli_epi64((x), 64 - (n)))
+#define XOR3(a, b, c) _mm256_xor_si256(_mm256_xor_si256((a), (b)), (c))
+
+/* Words t..t+3 of four lanes' blocks, byte-swapped and transposed so that
+ * w[t + i] holds word t + i of every lane. */
+AVX2 static inline void load4(__m256i *w, const uint8_t *const *blk, int t)
+{
+    const __m256i bswap = _mm256_set_epi8(8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7,
+                                          8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i r0 = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(blk[0] + 8 * t)), bswap);
+    __m256i r1 = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(blk[1] + 8 * t)), bswap);
+    __m256i r2 = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(blk[2] + 8 * t)), bswap);
+    __m256i r3 = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(blk[3] + 8 * t)), bswap);
+    __m256i t0 = _mm256_unpacklo_epi64(r0, r1), t1 = _mm256_unpackhi_epi64(r0, r1);
+    __m256i t2 = _mm256_unpacklo_epi64(r2, r3), t3 = _mm256_unpackhi_epi64(r2, r3);
+    w[t + 0] = _mm256_permute2x128_si256(t0, t2, 0x20);
+    w[t + 1] = _mm256_permute2x128_si256(t1, t3, 0x20);
+    w[t + 2] = _mm256_permute2x128_si256(t0, t2, 0x31);
+    w[t + 3] = _mm256_permute2x128_si256(t1, t3, 0x31);
+}
+
+AVX2 static void block512_x4(__m256i *st, const uint8_t *const *blk)
+{
+    __m256i w[16];
+    for (int t = 0; t < 16; t += 4) load4(w, blk, t);
+    __m256i a = st[0], b = st[1], c = st[2], d = st[3], e = st[4], f = st[5], g = st[6], h = st[7];
+    _Pragma("GCC unroll 16") for (int t = 0; t < 80; t++) {
+        __m256i wt;
+        if (t < 16) {
+            wt = w[t];
+        } else {
+            __m256i w2 = w[(t - 2) & 15], w15 = w[(t - 15) & 15];
+            __m256i s1 = XOR3(ROTR(w2, 19), ROTR(w2, 61), _mm256_srli_epi64(w2, 6));
+            __m256i s0 = XOR3(ROTR(w15, 1), ROTR(w15, 8), _mm256_srli_epi64(w15, 7));
+            wt = _mm256_add_epi64(_mm256_add_epi64(s1, w[(t - 7) & 15]), _mm256_add_epi64(s0, w[t & 15]));
+            w[t & 15] = wt;
+        }
+        __m256i sum1 = XOR3(ROTR(e, 14), ROTR(e, 18), ROTR(e, 41));
+        __m256i ch = _mm256_xor_si256(_mm256_and_si256(e, f), _mm256_andnot_si256(e, g));
+        __m256i k = _mm256_set1_epi64x((long long)K512[t]);
+        __m256i t1 = _mm256_add_epi64(_mm256_add_epi64(h, sum1), _mm256_add_epi64(ch, _mm256_add_epi64(k, wt)));
+        __m256i sum0 = XOR3(ROTR(a, 28), ROTR(a, 34), ROTR(a, 39));
+        __m256i maj = _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(c, _mm256_or_si256(a, b)));
+        __m256i t2 = _mm256_add_epi64(sum0, maj);
+        h = g; g = f; f = e; e = _mm256_add_epi64(d, t1);
+        d = c; c = b; b = a; a = _mm256_add_epi64(t1, t2);
+    }
+    st[0] = _mm256_add_epi64(st[0], a); st[1] = _mm256_add_epi64(st[1], b);
+    st[2] = _mm256_add_epi64(st[2], c); st[3] = _mm256_add_epi64(st[3], d);
+    st[4] = _mm256_add_epi64(st[4], e); st[5] = _mm256_add_epi64(st[5], f);
+    st[6] = _mm256_add_epi64(st[6], g); st[7] = _mm256_add_epi64(st[7], h);
+}
+
+AVX2 static void granules512_x4(const uint8_t *const *src, uint8_t *out)
+{
+    __m256i st[8];
+    for (int i = 0; i < 8; i++) st[i] = _mm256_set1_epi64x((long long)H512[i]);
+    const uint8_t *blk[4];
+    for (int b = 0; b < 32; b++) {
+        for (int l = 0; l < 4; l++) {
+            blk[l] = src[l] + 128 * b;
+            _mm_prefetch((const char *)blk[l] + 512, _MM_HINT_T0);
+        }
+        block512_x4(st, blk);
+    }
+    for (int l = 0; l < 4; l++) blk[l] = PAD512_4096;
+    block512_x4(st, blk);
+    uint64_t words[8][4];
+    for (int i = 0; i < 8; i++) _mm256_storeu_si256((__m256i *)words[i], st[i]);
+    for (int l = 0; l < 4; l++)
+        for (int i = 0; i < 8; i++)
+            for (int k = 0; k < 8; k++) out[64 * l + 8 * i + k] = (uint8_t)(words[i][l] >> (56 - 8 * k));
+}
+
+void fr_lanes_sha512_granules(const uint8_t *const *src, size_t n, uint8_t *out)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) granules512_x4(src + i, out + 64 * i);
+    if (i < n) { /* the last one to three: fill the spare lanes with the first of them */
+        const uint8_t *rest[4];
+        uint8_t tmp[4 * 64];
+        for (int l = 0; l < 4; l++) rest[l] = src[i + (i + l < n ? l : 0)];
+        granules512_x4(rest, tmp);
+        memcpy(out + 64 * i, tmp, 64 * (n - i));
+    }
+}
+
 #else
 
 int fr_lanes_sha256_supported(void) { return 0; }
+int fr_lanes_sha512_supported(void) { return 0; }
+
+void fr_lanes_sha512_granules(const uint8_t *const *src, size_t n, uint8_t *out)
+{
+    (void)src; (void)n; (void)out;
+}
+
 
 void fr_lanes_sha256_granules(const uint8_t *const *src, size_t n, uint8_t *out, int lanes)
 {

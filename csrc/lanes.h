@@ -13,4 +13,11 @@ int fr_lanes_sha256_supported(void);
  * each), interleaving up to `lanes` (1-4) of them. */
 void fr_lanes_sha256_granules(const uint8_t *const *src, size_t n, uint8_t *out, int lanes);
 
+/* 1 when this CPU (and OS) run AVX2, which the SHA-512 kernel uses. */
+int fr_lanes_sha512_supported(void);
+
+/* SHA-512 of n granules of 4096 bytes, src[i] each, into out (64 bytes
+ * each), four at a time in the lanes of AVX2 registers. */
+void fr_lanes_sha512_granules(const uint8_t *const *src, size_t n, uint8_t *out);
+
 #endif

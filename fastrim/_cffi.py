@@ -24,7 +24,7 @@ def set_hash_kernel(name):
     if name not in _KERNELS:
         raise ImportError(f"unknown FASTRIM_HASH_KERNEL {name!r}: use auto, openssl or multilane")
     if lib.fr_set_hash_kernel(_KERNELS[name]) < 0:
-        raise ImportError("the multilane kernel needs the x86 SHA extensions, which this CPU lacks")
+        raise ImportError("the multilane kernel needs the x86 SHA extensions or AVX2, which this CPU lacks")
     return hash_kernel(ALG_SHA256)
 
 

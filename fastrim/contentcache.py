@@ -43,16 +43,17 @@ class ContentCache:
     def get(self, key, count):
         """The count content hashes for key as a read-only buffer, or None."""
         path = self._path(key)
+        st = None
         try:
             with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size < _HEADER_SIZE:
+                st = os.fstat(f.fileno())
+                if st.st_size < _HEADER_SIZE:
                     raise ValueError("short")
                 data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except FileNotFoundError:
             return None
         except (OSError, ValueError):
-            return self._reject(path)
+            return self._reject(path, st)
         alg, digest, offset = key
         magic, h_alg, h_offset, dlen, h_count, h_digest, checksum = _HEADER.unpack_from(data)
         payload = memoryview(data)[_HEADER_SIZE:]
@@ -61,14 +62,18 @@ class ContentCache:
             or len(payload) != count * dlen
             or hashlib.sha256(payload).digest() != checksum
         ):
-            return self._reject(path)
+            return self._reject(path, st)
         return payload
 
-    def _reject(self, path):
+    def _reject(self, path, st):
+        """Drop the damaged file that was read, but not a good one another
+        process may have renamed over it meanwhile."""
         self.rejected += 1
         log.warning("dropped a damaged content-cache file %s", path)
         try:
-            os.unlink(path)
+            now = os.stat(path)
+            if st is None or (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+                os.unlink(path)
         except OSError:
             pass
         return None

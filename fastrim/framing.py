@@ -17,8 +17,8 @@ A backend module (fastrim._cffi or fastrim.fallback) provides:
 ``hash_kernel(alg) -> str``
     What hashes granule contents for alg: "openssl", "multilane" (C) or
     "hashlib" (Python). The C backend takes FASTRIM_HASH_KERNEL=auto|openssl|
-    multilane at import; an unknown value, or multilane on a CPU without the
-    x86 SHA extensions, is an ImportError.
+    multilane at import; an unknown value, or multilane on a CPU with neither
+    the x86 SHA extensions nor AVX2, is an ImportError.
 """
 
 import struct
