@@ -6,8 +6,11 @@ that one as crashed, starts a replacement and carries on.
 concurrent.futures marks the whole pool broken; neither fits a verifier that
 reads hostile input with a C extension.)
 
-Tasks go out in small chunks and every result comes back on its own, so the
-parent learns of results as they happen and a crash loses nothing finished.
+Tasks go out in small chunks; results come back in batches (at the end of a
+chunk, or after _FLUSH_SECONDS), so a worker does not wake the parent for
+every quick task. When a worker dies holding several unreported tasks, they
+run again one at a time, each alone in a worker, so that the one that kills
+its worker is found; the others just get verified.
 Worker logging reaches the parent's handlers: through multiprocessing-logging
 with the fork start method, else through a stdlib QueueHandler whose "queue"
 is the worker's own pipe (a multiprocessing.Queue shares a lock between
@@ -27,6 +30,7 @@ import time
 import multiprocessing_logging
 
 _MAX_CHUNK = 32
+_FLUSH_SECONDS = 0.02  # the longest a finished result waits in a worker
 
 
 class WorkerCrash:
@@ -61,7 +65,7 @@ class _PipeQueue:
         self.conn = conn
 
     def put_nowait(self, record):
-        self.conn.send((None, record))
+        self.conn.send(("log", record))
 
 
 def _worker_main(conn, parent_ends, initializer, initargs, function, log_over_pipe):
@@ -85,12 +89,19 @@ def _worker_main(conn, parent_ends, initializer, initargs, function, log_over_pi
             return
         if chunk is None:
             return
-        for seq, task in chunk:
+        done, since = [], None
+        for seq, task, alone in chunk:
             try:
                 outcome = function(task)
             except Exception as exc:  # reported as this task's outcome, the worker lives on
                 outcome = WorkerError(f"{type(exc).__name__}: {exc}")
-            conn.send((seq, outcome))
+            done.append((seq, outcome))
+            since = since or time.monotonic()
+            if alone or time.monotonic() - since >= _FLUSH_SECONDS:
+                conn.send(("results", done))
+                done, since = [], None
+        if done:
+            conn.send(("results", done))
 
 
 def _drain(handler, patience=0.2):
@@ -115,6 +126,7 @@ class _Worker:
         self.process.start()
         child_conn.close()
         self.held = collections.OrderedDict()  # seq -> task, in the order the worker runs them
+        self.alone = False  # it holds one task sent alone (see WorkerPool._feed)
 
 
 class WorkerPool:
@@ -164,53 +176,73 @@ class WorkerPool:
         self.close(graceful=exc[0] is None)
 
     def submit(self, task):
-        self._queue.append(task)
+        self._queue.append((task, False))
 
     def results(self):
         while self._queue or any(w.held for w in self._workers):
             self._feed()
             for fd, _ in self._poller.poll():
                 worker = self._by_fd.get(fd)
-                if worker is not None:  # else replaced earlier in this round
-                    yield from self._collect(worker)
+                if worker is None:
+                    continue
+                yield from self._collect(worker)
+                if worker not in self._workers:
+                    break  # replaced: the fds of this round's events may now be another worker's
 
     def _feed(self):
         for worker in self._workers:
-            # The next chunk goes out before the current one is done, so
-            # that no worker waits for the parent between chunks.
-            if len(worker.held) <= _MAX_CHUNK // 4 and self._queue:
+            if not self._queue or worker.alone:
+                continue
+            if self._queue[0][1]:  # a suspect of a crash: alone in an idle worker
+                if worker.held:
+                    continue
+                chunk, worker.alone = [self._queue.popleft()], True
+            elif len(worker.held) <= _MAX_CHUNK // 4:
+                # The next chunk goes out before the current one is done, so
+                # that no worker waits for the parent between chunks.
                 size = max(1, min(_MAX_CHUNK, len(self._queue) // (4 * self._jobs)))
                 chunk = []
-                for _ in range(min(size, len(self._queue))):
-                    self._seq += 1
-                    task = self._queue.popleft()
-                    worker.held[self._seq] = task
-                    chunk.append((self._seq, task))
-                try:
-                    worker.conn.send(chunk)
-                except OSError:
-                    pass  # it died: results() learns so from its sentinel, and requeues what it held
+                while len(chunk) < size and self._queue and not self._queue[0][1]:
+                    chunk.append(self._queue.popleft())
+            else:
+                continue
+            message = []
+            for task, alone in chunk:
+                self._seq += 1
+                worker.held[self._seq] = task
+                message.append((self._seq, task, alone))
+            try:
+                worker.conn.send(message)
+            except OSError:
+                pass  # it died: results() learns so from its sentinel, and requeues what it held
+
+    def _receive(self, worker):
+        kind, value = worker.conn.recv()
+        if kind == "log":  # a record from a spawned worker (see _PipeQueue)
+            logging.getLogger(value.name).handle(value)
+            return
+        for seq, outcome in value:
+            yield worker.held.pop(seq), outcome
+        worker.alone = worker.alone and bool(worker.held)
 
     def _collect(self, worker):
+        """What one ready descriptor of worker has: a message, or its end."""
         try:
-            while worker.conn.poll():
-                seq, outcome = worker.conn.recv()
-                if seq is None:  # a log record (see _PipeQueue)
-                    logging.getLogger(outcome.name).handle(outcome)
-                else:
-                    yield worker.held.pop(seq), outcome
             if worker.process.is_alive():
+                yield from self._receive(worker)
                 return
+            while worker.conn.poll():  # it ended: what it sent first still counts
+                yield from self._receive(worker)
         except (EOFError, OSError):
             pass
         worker.process.join()
         lost = list(worker.held.values())
         self._start_worker(replacing=worker)
         worker.conn.close()
-        if lost:
-            # The first task held was running; the others never started.
-            self._queue.extendleft(reversed(lost[1:]))
+        if len(lost) == 1:
             yield lost[0], WorkerCrash(worker.process.exitcode)
+        else:  # any of them may have killed it: each runs again, alone
+            self._queue.extendleft((task, True) for task in reversed(lost))
 
     def close(self, graceful=True):
         for worker in self._workers:
