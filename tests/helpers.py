@@ -52,3 +52,23 @@ def make_token(rim, rak, platform_key, *, tag=907, profile=True, challenge=None,
     if tag == 907:
         return cbor2.dumps(cbor2.CBORTag(907, {44234: [263, platform_token], 44241: [263, realm_token]}))
     return cbor2.dumps(cbor2.CBORTag(399, {44234: platform_token, 44241: realm_token}))
+
+
+SLOW_BATCH = """
+import sys, time
+from fastrim import cli, verify
+real_verify = verify.verify
+verify.verify = lambda *args, **kwargs: (time.sleep(0.4), real_verify(*args, **kwargs))[1]
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def start_slow_batch(fleet_root, out_dir, cache_dir, **popen_args):
+    """fastrim batch over a synth fleet in a child process whose (forked)
+    workers take 0.4 s a log: still running when a test interrupts it."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", SLOW_BATCH, "batch", fleet_root / "logs", "--refs",
+                             fleet_root / "refs", "--out", out_dir / "r.parquet", "--jobs", "2",
+                             "--cache-dir", cache_dir], **popen_args)

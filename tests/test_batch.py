@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fastrim import batch, cli, fleet, refstore, replay, tcglog, verify
+from helpers import start_slow_batch
 
 SMALL = dict(vms=40, seed=7, tamper=0.3, scale=1 / 256)
 
@@ -273,23 +274,11 @@ def test_an_output_in_a_missing_directory_is_refused_before_any_work(tmp_path, s
     assert missing_logs.returncode == 2 and "no such directory" in missing_logs.stderr
 
 
-SLOW_BATCH = """
-import sys, time
-from fastrim import cli, verify
-real_verify = verify.verify
-verify.verify = lambda *args, **kwargs: (time.sleep(0.5), real_verify(*args, **kwargs))[1]
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
 def test_ctrl_c_leaves_no_output_file(small_fleet, tmp_path):
     root, manifest = small_fleet
     out = tmp_path / "out"
     out.mkdir()
-    # Each log takes half a second in the (forked) workers: the batch is still running when interrupted.
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_BATCH, "batch", root / "logs", "--refs", root / "refs",
-                             "--out", out / "r.parquet", "--jobs", "2", "--cache-dir", tmp_path / "c"],
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_slow_batch(root, out, tmp_path / "c", stderr=subprocess.PIPE, text=True)
     time.sleep(2)
     assert proc.poll() is None, "the batch ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fastrim import fleet, synth
+from helpers import start_slow_batch
 
 FASTRIM = pathlib.Path(__file__).resolve().parents[1] / "fastrim"
 
@@ -54,15 +55,6 @@ def test_a_write_that_fails_half_way_leaves_no_file_and_exits_3(small_fleet, tmp
     assert os.listdir(out) == []  # neither the results nor the temporary file
 
 
-SLOW_BATCH = """
-import sys, time
-from fastrim import cli, verify
-real_verify = verify.verify
-verify.verify = lambda *args, **kwargs: (time.sleep(0.3), real_verify(*args, **kwargs))[1]
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
 def _processes_mentioning(marker):
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -79,9 +71,7 @@ def test_a_parent_killed_mid_run_leaves_no_output_and_no_workers(small_fleet, tm
     root, _ = small_fleet
     out = tmp_path / "out-killed"
     out.mkdir()
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_BATCH, "batch", root / "logs", "--refs", root / "refs",
-                             "--out", out / "r.parquet", "--jobs", "2", "--cache-dir", tmp_path / "c"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_slow_batch(root, out, tmp_path / "c", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.5)
     assert proc.poll() is None, "the batch ended before it could be killed"
     assert len(_processes_mentioning(str(out))) == 3  # the parent and its two workers

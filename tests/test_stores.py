@@ -38,13 +38,22 @@ def test_damaged_index_is_rebuilt(tmp_path):
     assert refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache").hashed == 1
 
 
-def test_image_changed_after_indexing_is_refused(tmp_path):
+KERNEL = b"kernel" * 100
+
+
+@pytest.fixture
+def indexed_kernel(tmp_path):
+    """A store holding one indexed image: (its file, the store, its reference)."""
     (tmp_path / "refs").mkdir()
     path = tmp_path / "refs" / "k.bin"
-    path.write_bytes(b"kernel" * 100)
+    path.write_bytes(KERNEL)
     store = refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache")
-    ref = store.find(ALG_SHA256, hashlib.sha256(b"kernel" * 100).digest())
-    assert bytes(store.open(ref)) == b"kernel" * 100
+    return path, store, store.find(ALG_SHA256, hashlib.sha256(KERNEL).digest())
+
+
+def test_image_changed_after_indexing_is_refused(indexed_kernel):
+    path, store, ref = indexed_kernel
+    assert bytes(store.open(ref)) == KERNEL
     path.write_bytes(b"KERNEL" * 100)
     os.utime(path, ns=(5, 5))
     with pytest.raises(ReferenceImageError) as info:
@@ -52,12 +61,8 @@ def test_image_changed_after_indexing_is_refused(tmp_path):
     assert info.value.code == "ref.changed"
 
 
-def test_an_image_rewritten_with_its_old_size_and_mtime_is_still_caught(tmp_path):
-    (tmp_path / "refs").mkdir()
-    path = tmp_path / "refs" / "k.bin"
-    path.write_bytes(b"kernel" * 100)
-    store = refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache")
-    ref = store.find(ALG_SHA256, hashlib.sha256(b"kernel" * 100).digest())
+def test_an_image_rewritten_with_its_old_size_and_mtime_is_still_caught(indexed_kernel, tmp_path):
+    path, store, ref = indexed_kernel
     st = os.stat(path)
     with open(path, "r+b") as f:  # same size, same inode
         f.write(b"KERNEL")
@@ -67,7 +72,7 @@ def test_an_image_rewritten_with_its_old_size_and_mtime_is_still_caught(tmp_path
     assert info.value.code == "ref.changed"
     again = refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache")
     assert again.hashed == 1, "the index noticed the change (ctime) and hashed the file again"
-    assert again.find(ALG_SHA256, hashlib.sha256(b"kernel" * 100).digest()) is None
+    assert again.find(ALG_SHA256, hashlib.sha256(KERNEL).digest()) is None
 
 
 KEY = (ALG_SHA256, hashlib.sha256(b"img").digest(), 0xAB0)
