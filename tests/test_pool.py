@@ -55,7 +55,7 @@ def test_tasks_may_be_submitted_while_iterating():
     with WorkerPool(2, square_or_fail) as pool:
         pool.submit(2)
         seen = []
-        for task, outcome in pool.results():
+        for _, outcome in pool.results():
             seen.append(outcome)
             if outcome < 10 ** 6:
                 pool.submit(outcome)
