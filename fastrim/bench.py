@@ -4,6 +4,7 @@ the cache) and the descriptor chain alone, next to hashlib hashing the same
 bytes in one call in the same run (the single-stream limit of the machine).
 """
 
+import functools
 import hashlib
 import tempfile
 import time
@@ -42,32 +43,35 @@ def _best(fn, repeat):
 
 
 def measure(algos=tuple(ALGOS), backend_names=("cffi",), mib=64, repeat=3):
-    """Rows of {algo, backend, case, seconds, gb_per_s, ratio}, ratio being
-    throughput over hashlib's one-call throughput on the same bytes."""
+    """Rows of {algo, backend, kernel, case, seconds, gb_per_s, ratio},
+    ratio being throughput over hashlib's one-call throughput on the same bytes."""
     image = bench_image(mib)
     rows = []
     for algo in algos:
-        limit = _best(lambda: hashlib.new(algo, image).digest(), repeat)
+        limit = _best(functools.partial(hashlib.new, algo, image), repeat)
         rows.append(_row(algo, "-", "-", "hashlib", limit, len(image), limit))
         decoded, refs = single_image_realm(image, ALGOS[algo])
-        alg, rim = decoded.realm.alg, replay.initial_rim(decoded.realm)
         for name in backend_names:
             impl = backends.load(name)
             with tempfile.TemporaryDirectory(prefix="fastrim-bench-") as cache_dir:
-                def cold():
-                    replay.replay(decoded, refs, cache=ContentCache(tempfile.mkdtemp(dir=cache_dir)), impl=impl)
-                warm_cache = ContentCache(cache_dir)
-                replay.replay(decoded, refs, cache=warm_cache, impl=impl)  # fills it
-                cases = {
-                    "cold": cold,
-                    "warm": lambda: replay.replay(decoded, refs, cache=warm_cache, impl=impl),
-                }
-                _, _, contents = impl.rim_data(alg, rim, image, 0x40000000, True)
-                cases["chain"] = lambda: impl.rim_chain(alg, rim, 0x40000000, len(image) // GRANULE_SIZE, contents)
-                kernel = impl.hash_kernel(alg)
-                for case, fn in cases.items():
-                    rows.append(_row(algo, name, kernel, case, _best(fn, repeat), len(image), limit))
+                for case, fn in _cases(impl, decoded, refs, image, cache_dir).items():
+                    rows.append(_row(algo, name, impl.hash_kernel(decoded.realm.alg), case, _best(fn, repeat),
+                                     len(image), limit))
     return rows
+
+
+def _cases(impl, decoded, refs, image, cache_dir):
+    """cold: content hashes computed (into a new cache each time); warm: read
+    from a filled cache; chain: the descriptor chain over them alone."""
+    alg, rim = decoded.realm.alg, replay.initial_rim(decoded.realm)
+    warm_cache = ContentCache(cache_dir)
+    replay.replay(decoded, refs, cache=warm_cache, impl=impl)  # fills it
+    _, _, contents = impl.rim_data(alg, rim, image, 0x40000000, True)
+    return {
+        "cold": lambda: replay.replay(decoded, refs, cache=ContentCache(tempfile.mkdtemp(dir=cache_dir)), impl=impl),
+        "warm": lambda: replay.replay(decoded, refs, cache=warm_cache, impl=impl),
+        "chain": lambda: impl.rim_chain(alg, rim, 0x40000000, len(image) // GRANULE_SIZE, contents),
+    }
 
 
 def _row(algo, backend, kernel, case, seconds, size, limit):
