@@ -160,7 +160,7 @@ def cmd_verify(args):
 
 
 def cmd_index(args):
-    store = RefStore(args.refs, cache_dir=args.cache_dir)
+    store = RefStore(args.refs, cache_dir=args.cache_dir, jobs=args.jobs)
     print(f"{len(store)} reference images in {store.root}, {store.hashed} hashed now; index {store.index_path}")
     return EXIT_OK
 
@@ -181,7 +181,7 @@ def _run_batch(roots, refs_dir, out, *, jobs, expected, options, cache_dir, max_
     logs = batch.discover(roots)
     if not logs:
         logging.getLogger("fastrim").warning("no *.log or *.bin files under %s", ", ".join(roots))
-    refs = RefStore(refs_dir, cache_dir=cache_dir or default_cache_dir())
+    refs = RefStore(refs_dir, cache_dir=cache_dir or default_cache_dir(), jobs=jobs)
     progress = progress or Progress(len(logs))
 
     def on_row(row):
@@ -429,6 +429,8 @@ def build_parser():
                        description="Hash new or changed files of a reference store and save the index.")
     p.add_argument("refs", metavar="DIR")
     p.add_argument("--cache-dir", default=default_cache_dir(), metavar="DIR")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                   help="processes hashing new or changed images (default %(default)s)")
     p.set_defaults(parser=p, run=cmd_index)
 
     p = sub.add_parser("synth", help="write a synthetic fleet with known verdicts",

@@ -8,6 +8,7 @@ and mtime is still caught. An image whose file changed after it was indexed
 is hashed again before use.
 """
 
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -44,16 +45,27 @@ class RefImage:
 
 
 def _hash_file(path):
+    """(SHA-256, SHA-512) of a file, or None when it cannot be read."""
     sha256, sha512 = hashlib.sha256(), hashlib.sha512()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            sha256.update(chunk)
-            sha512.update(chunk)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                sha256.update(chunk)
+                sha512.update(chunk)
+    except OSError:
+        return None
     return sha256.digest(), sha512.digest()
 
 
+def _hash_files(paths, jobs):
+    if jobs <= 1 or len(paths) <= 1:
+        return [_hash_file(path) for path in paths]
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+        return list(pool.map(_hash_file, paths))
+
+
 class RefStore:
-    def __init__(self, root, cache_dir=None):
+    def __init__(self, root, cache_dir=None, jobs=1):
         self.root = os.path.abspath(root)
         if not os.path.isdir(self.root):
             raise InputError(f"reference store {root} is not a directory", code="io.unreadable")
@@ -62,7 +74,7 @@ class RefStore:
         self.hashed = 0  # files hashed by the last refresh
         self._images = {}
         self._by_digest = {}
-        self.refresh()
+        self.refresh(jobs)
 
     def _load_index(self):
         try:
@@ -74,11 +86,11 @@ class RefStore:
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return {}  # a missing or damaged index is rebuilt, never trusted
 
-    def refresh(self):
-        """Walk the store; hash only new files and those whose size or mtime changed."""
+    def refresh(self, jobs=1):
+        """Walk the store; hash only new files and those whose stamp changed,
+        in `jobs` processes when there are several (largest first)."""
         known = self._load_index()
-        images = {}
-        self.hashed = 0
+        images, stale = {}, []
         for directory, dirs, files in os.walk(self.root):
             dirs.sort()
             for filename in sorted(files):
@@ -89,16 +101,18 @@ class RefStore:
                 except OSError:
                     continue
                 entry = known.get(name)
-                stamp = _stamp(st)
-                if entry and len(entry) == 3 and tuple(entry[0]) == stamp:
-                    sha256, sha512 = bytes.fromhex(entry[1]), bytes.fromhex(entry[2])
+                if entry and len(entry) == 3 and tuple(entry[0]) == _stamp(st):
+                    images[name] = RefImage(name, path, st.st_size, _stamp(st),
+                                            bytes.fromhex(entry[1]), bytes.fromhex(entry[2]))
                 else:
-                    try:
-                        sha256, sha512 = _hash_file(path)
-                    except OSError:
-                        continue
-                    self.hashed += 1
-                images[name] = RefImage(name, path, st.st_size, stamp, sha256, sha512)
+                    stale.append((name, path, st))
+        stale.sort(key=lambda item: -item[2].st_size)
+        self.hashed = 0
+        for (name, path, st), digests in zip(stale, _hash_files([path for _, path, _ in stale], jobs)):
+            if digests is not None:  # None: it vanished or cannot be read, and is left out
+                images[name] = RefImage(name, path, st.st_size, _stamp(st), *digests)
+                self.hashed += 1
+        images = dict(sorted(images.items()))
         self._images = images
         self._by_digest = {}
         for image in images.values():

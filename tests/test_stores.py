@@ -105,3 +105,13 @@ def test_damaged_cache_file_is_dropped_not_trusted(tmp_path, damage):
     count = 4 if damage == "wrong-count" else 5
     assert cache.get(KEY, count) is None
     assert cache.rejected == 1 and not os.path.exists(path)
+
+
+def test_indexing_in_several_processes_gives_the_same_index(tmp_path):
+    (tmp_path / "refs" / "sub").mkdir(parents=True)
+    for i in range(6):
+        (tmp_path / "refs" / ("sub" if i % 2 else "") / f"img{i}").write_bytes(bytes([i]) * (1000 * (i + 1)))
+    one = refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "c1", jobs=1)
+    two = refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "c2", jobs=2)
+    assert one.hashed == two.hashed == 6
+    assert open(one.index_path).read() == open(two.index_path).read()
