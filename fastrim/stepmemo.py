@@ -9,8 +9,11 @@ carries a SHA-256 checksum; a record that fails it is skipped, never used.
 """
 
 import hashlib
+import logging
 import os
 import struct
+
+log = logging.getLogger("fastrim.cache")
 
 _KEY_PREFIX = b"fastrim.step.v1\0"
 _KEY_FIELDS = struct.Struct("<HQQ64s")  # alg, base, size, padded RIM before
@@ -80,4 +83,5 @@ class StepMemo:
                 self._known[key] = rim
             else:
                 self.rejected += 1
+                log.warning("skipped a damaged step-memo record in %s", self._path)
         self._read_up_to += len(data)

@@ -115,3 +115,24 @@ def test_indexing_in_several_processes_gives_the_same_index(tmp_path):
     two = refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "c2", jobs=2)
     assert one.hashed == two.hashed == 6
     assert open(one.index_path).read() == open(two.index_path).read()
+
+
+def test_step_memo_is_shared_between_processes_and_runs_and_checked(tmp_path):
+    from fastrim.stepmemo import StepMemo, step_key
+
+    key = step_key(ALG_SHA256, bytes(64), 0x40000000, 4096, b"\x01" * 32)
+    assert key != step_key(ALG_SHA256, bytes(64), 0x40000000, 4096, None)  # measured vs unmeasured
+    assert key != step_key(ALG_SHA512, bytes(64), 0x40000000, 4096, b"\x01" * 32)
+    reader, writer = StepMemo(str(tmp_path)), StepMemo(str(tmp_path))
+    assert reader.get(key) is None
+    writer.put(key, b"\x42" * 64)
+    assert reader.get(key) == b"\x42" * 64, "a miss reads what another process appended"
+    assert StepMemo(str(tmp_path)).get(key) == b"\x42" * 64, "and a later run finds it"
+    path = tmp_path / "steps" / "steps-v1.bin"
+    damaged = bytearray(path.read_bytes())
+    damaged[40] ^= 1  # inside the stored RIM
+    path.write_bytes(bytes(damaged))
+    fresh = StepMemo(str(tmp_path))
+    assert fresh.get(key) is None and fresh.rejected == 1
+    path.write_bytes(bytes(damaged) + b"torn")  # a record cut short by a crash
+    assert StepMemo(str(tmp_path)).get(key) is None and not path.exists()
