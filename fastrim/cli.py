@@ -347,6 +347,11 @@ def _add_replay_options(p, refs_required):
                    help="cache directory (default: $FASTRIM_CACHE_DIR or %(default)s)")
 
 
+def _add_jobs_option(p, what):
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                   help=f"{what} (default: one per CPU, %(default)s here)")
+
+
 def _add_attestation_options(p):
     p.add_argument("--platform-key", action="append", default=[], metavar="FILE",
                    help="a trust anchor for CCA platform tokens: PEM (public or private) key or EC JWK; "
@@ -417,8 +422,7 @@ def build_parser():
     _add_max_event_size(p)
     p.add_argument("--out", metavar="FILE", help="Parquet results file, written atomically")
     p.add_argument("--jsonl", action="store_true", help="also stream each row to stdout as a JSON line")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
-                   help="worker processes (default: one per CPU, %(default)s here)")
+    _add_jobs_option(p, "worker processes")
     p.add_argument("--expected", metavar="FILE",
                    help="expected RIMs: CSV with a header, or JSON lines, with columns log and rim; "
                    "log is the name relative to LOGS; beats the X.token and X.rim sidecars")
@@ -429,8 +433,7 @@ def build_parser():
                        description="Hash new or changed files of a reference store and save the index.")
     p.add_argument("refs", metavar="DIR")
     p.add_argument("--cache-dir", default=default_cache_dir(), metavar="DIR")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
-                   help="processes hashing new or changed images (default %(default)s)")
+    _add_jobs_option(p, "processes hashing new or changed images")
     p.set_defaults(parser=p, run=cmd_index)
 
     p = sub.add_parser("synth", help="write a synthetic fleet with known verdicts",
@@ -444,8 +447,7 @@ def build_parser():
                        description="Generate a synthetic fleet, verify it twice (cold and warm cache), "
                        "show a few rows and check every verdict against the fleet's manifest.")
     _add_fleet_options(p, vms=200, scale=0.25)
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
-                   help="worker processes (default %(default)s)")
+    _add_jobs_option(p, "worker processes")
     p.set_defaults(parser=p, run=cmd_demo)
 
     p = sub.add_parser("bench", help="measurement-algorithm throughput table",
