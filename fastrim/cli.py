@@ -347,8 +347,18 @@ def _add_replay_options(p, refs_required):
                    help="cache directory (default: $FASTRIM_CACHE_DIR or %(default)s)")
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def _add_jobs_option(p, what):
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+    p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
                    help=f"{what} (default: one per CPU, %(default)s here)")
 
 

@@ -272,6 +272,8 @@ def test_an_output_in_a_missing_directory_is_refused_before_any_work(tmp_path, s
     assert not (tmp_path / "no").exists()
     missing_logs = fastrim("batch", tmp_path / "nope", "--refs", root / "refs", "--jsonl")
     assert missing_logs.returncode == 2 and "no such directory" in missing_logs.stderr
+    no_workers = fastrim("batch", root / "logs", "--refs", root / "refs", "--jsonl", "--jobs", "0")
+    assert no_workers.returncode == 2 and "at least 1" in no_workers.stderr
 
 
 def test_ctrl_c_leaves_no_output_file(small_fleet, tmp_path):
