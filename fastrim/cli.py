@@ -370,7 +370,7 @@ def _add_attestation_options(p):
 
 
 def _add_fleet_options(p, vms, scale):
-    p.add_argument("--vms", type=int, default=vms, help="how many realms (default %(default)s)")
+    p.add_argument("--vms", type=_positive_int, default=vms, help="how many realms (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same fleet")
     p.add_argument("--tamper", type=float, default=0.1, metavar="F",
                    help="fraction of tampered or broken cases (default %(default)s)")
@@ -467,8 +467,9 @@ def build_parser():
                    help="comma-separated: sha256,sha512 (default both)")
     p.add_argument("--backend", type=_csv_choice(("cffi", "python")), default=[backends.active.NAME],
                    help="comma-separated: cffi,python (default the active one)")
-    p.add_argument("--mib", type=int, default=64, help="image size in MiB (default %(default)s)")
-    p.add_argument("--repeat", type=int, default=3, help="runs per case; the best counts (default %(default)s)")
+    p.add_argument("--mib", type=_positive_int, default=64, help="image size in MiB (default %(default)s)")
+    p.add_argument("--repeat", type=_positive_int, default=3,
+                   help="runs per case; the best counts (default %(default)s)")
     p.add_argument("--json", action="store_true", help="JSON lines, one per row")
     p.set_defaults(parser=p, run=cmd_bench)
     return parser
