@@ -138,3 +138,29 @@ def test_index_command(corpus, tmp_path):
     assert f"{files} hashed now" in run.stdout
     again = fastrim("index", corpus / "cca", "--cache-dir", tmp_path)
     assert "0 hashed now" in again.stdout
+
+
+class _Stream:
+    def __init__(self, tty):
+        self.tty, self.text = tty, ""
+
+    def isatty(self):
+        return self.tty
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_the_progress_bar_shows_only_on_a_terminal():
+    from fastrim.progress import Progress
+
+    for tty in (True, False):
+        stream = _Stream(tty)
+        bar = Progress(3, stream=stream)
+        for _ in range(3):
+            bar.advance()
+        bar.close()
+        assert ("3/3 logs" in stream.text) is tty and (stream.text == "") is not tty
