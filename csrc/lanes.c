@@ -130,6 +130,31 @@ DEFINE_BLOCK(2)
 DEFINE_BLOCK(3)
 DEFINE_BLOCK(4)
 
+/* The last block of every 256-byte message (a RIM descriptor). */
+static const uint8_t PAD_256[64] = { 0x80, [62] = 0x08, [63] = 0x00 };
+
+SHANI void fr_lanes_sha256_256(const uint8_t *msg, uint8_t *out)
+{
+    __m128i abef, cdgh;
+    const __m128i h0 = _mm_loadu_si128((const __m128i *)&H256[0]);
+    const __m128i h1 = _mm_loadu_si128((const __m128i *)&H256[4]);
+    __m128i t = _mm_shuffle_epi32(h0, 0xB1), s = _mm_shuffle_epi32(h1, 0x1B);
+    abef = _mm_alignr_epi8(t, s, 8);
+    cdgh = _mm_blend_epi16(s, t, 0xF0);
+    const uint8_t *blk[1];
+    for (int b = 0; b < 4; b++) {
+        blk[0] = msg + 64 * b;
+        block_x1(&abef, &cdgh, blk);
+    }
+    blk[0] = PAD_256;
+    block_x1(&abef, &cdgh, blk);
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    t = _mm_shuffle_epi32(abef, 0x1B);
+    s = _mm_shuffle_epi32(cdgh, 0xB1);
+    _mm_storeu_si128((__m128i *)out, _mm_shuffle_epi8(_mm_blend_epi16(t, s, 0xF0), bswap));
+    _mm_storeu_si128((__m128i *)(out + 16), _mm_shuffle_epi8(_mm_alignr_epi8(s, t, 8), bswap));
+}
+
 void fr_lanes_sha256_granules(const uint8_t *const *src, size_t n, uint8_t *out, int lanes)
 {
     size_t i = 0;
@@ -290,6 +315,10 @@ void fr_lanes_sha512_granules(const uint8_t *const *src, size_t n, uint8_t *out)
     (void)src; (void)n; (void)out;
 }
 
+void fr_lanes_sha256_256(const uint8_t *msg, uint8_t *out)
+{
+    (void)msg; (void)out;
+}
 
 void fr_lanes_sha256_granules(const uint8_t *const *src, size_t n, uint8_t *out, int lanes)
 {

@@ -13,6 +13,9 @@ int fr_lanes_sha256_supported(void);
  * each), interleaving up to `lanes` (1-4) of them. */
 void fr_lanes_sha256_granules(const uint8_t *const *src, size_t n, uint8_t *out, int lanes);
 
+/* SHA-256 of one 256-byte message (a RIM descriptor) with the SHA extensions. */
+void fr_lanes_sha256_256(const uint8_t *msg, uint8_t *out);
+
 /* 1 when this CPU (and OS) run AVX2, which the SHA-512 kernel uses. */
 int fr_lanes_sha512_supported(void);
 
