@@ -140,15 +140,20 @@ class _GranuleLedger:
 
     def claim(self, first, count, image, offset):
         end = first + count * GRANULE_SIZE
-        i = bisect.bisect_left(self._starts, first)
-        # The claimed ranges are disjoint: only the one starting before
-        # first and the one starting at or after it can overlap.
-        for lo, hi, other in self._ranges[max(i - 1, 0) : i + 1]:
+        # Walk back from the last range starting before end. Ranges of one
+        # granule or more are disjoint, so the first such that ends at or
+        # before first closes the search; an empty range (a zero-size image
+        # at a granule boundary) is a point that may sit anywhere between.
+        for j in range(bisect.bisect_left(self._starts, end) - 1, -1, -1):
+            lo, hi, other = self._ranges[j]
             if first < hi and lo < end:
                 raise LogFormatError(
                     f"image {image!r} reuses granules of {other!r} in [0x{max(lo, first):x}, 0x{min(hi, end):x})",
                     code="log.granule_reused", offset=offset,
                 )
+            if lo < hi <= first:
+                break
+        i = bisect.bisect_left(self._starts, first)
         self._starts.insert(i, first)
         self._ranges.insert(i, (first, end, image))
 

@@ -6,6 +6,8 @@ import os
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastrim import cca, contentcache, refstore, replay, synth, tcglog, verify
 from fastrim.errors import LogFormatError
@@ -237,3 +239,20 @@ def test_profiles_and_host_options_change_the_rim(impl):
 def test_unknown_profile_is_refused():
     with pytest.raises(ValueError):
         replay.ReplayOptions(profile="3.0")
+
+
+@settings(max_examples=300, deadline=None)
+@given(claims=st.lists(st.tuples(st.integers(0, 12), st.integers(0, 3)), max_size=12))
+def test_the_granule_ledger_refuses_exactly_the_overlaps_a_full_scan_finds(claims):
+    """The sorted ledger against the plain all-pairs check, zero-size images included."""
+    ledger, seen = replay._GranuleLedger(), []
+    for n, (granule, count) in enumerate(claims):
+        first, end = granule * 4096, (granule + count) * 4096
+        overlaps = any(first < hi and lo < end for lo, hi in seen)
+        try:
+            ledger.claim(first, count, f"image{n}", n)
+        except LogFormatError as exc:
+            assert overlaps and exc.code == "log.granule_reused"
+            continue
+        assert not overlaps
+        seen.append((first, end))
