@@ -170,19 +170,19 @@ class ResultsNotWritten(Exception):
 
 
 def _batch_exit(summary, rows):
-    if summary.crashed or any((row["error_code"] or "").startswith("internal.") for row in rows):
+    if any((row["error_code"] or "").startswith("internal.") for row in rows):  # worker crashes included
         return EXIT_INTERNAL
     return EXIT_FAILED if summary.counts[verify.FAIL] or summary.counts[verify.ERROR] else EXIT_OK
 
 
 def _run_batch(roots, refs_dir, out, *, jobs, expected, options, cache_dir, max_event_size, argv,
-               jsonl=False, progress=None, platform_key_paths=(), ear_path=None):
+               jsonl=False, platform_key_paths=(), ear_path=None):
     """Verify every log under roots and write the results; returns (rows, summary)."""
     logs = batch.discover(roots)
     if not logs:
         logging.getLogger("fastrim").warning("no *.log or *.bin files under %s", ", ".join(roots))
     refs = RefStore(refs_dir, cache_dir=cache_dir or default_cache_dir(), jobs=jobs)
-    progress = progress or Progress(len(logs))
+    progress = Progress(len(logs))
 
     def on_row(row):
         progress.advance()
@@ -213,7 +213,6 @@ def _run_batch(roots, refs_dir, out, *, jobs, expected, options, cache_dir, max_
     if ear_path:
         _write_ear(ear_path, rows)
     return rows, summary
-
 
 
 def _check_writable(parser, out):

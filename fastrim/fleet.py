@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import tempfile
 from dataclasses import dataclass, replace
 
@@ -141,9 +140,7 @@ def generate(outdir, vms=100, seed=0, tamper=0.1, scale=1.0):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
             f.write(data)
-    memo = StepMemo()
-    content = ContentCache(tempfile.mkdtemp(prefix="fastrim-synth-"))
-    rims = {}  # configuration name -> the RIM of its faithful launch
+    rims = _faithful_rims(configs)
     weights = [1 / (i + 1) for i in range(len(configs))]  # a few popular configurations
     os.makedirs(os.path.join(outdir, "logs"), exist_ok=True)
     manifest = []
@@ -155,9 +152,6 @@ def generate(outdir, vms=100, seed=0, tamper=0.1, scale=1.0):
             kind = TAMPER_KINDS[tampered % len(TAMPER_KINDS)]
             tampered += 1
         log = _log(rng, config.spec, kind)
-        if config.name not in rims:
-            refs = MemoryRefStore(config.images, digest=synth.image_digest)
-            rims[config.name] = _rim(synth.write_log(config.spec), refs, memo, content)
         rim = rims[config.name]
         attested = bytes([rim[0] ^ 0xFF]) + rim[1:] if kind == "wrong_rim" else rim
         name = f"vm-{vm:05d}.log"
@@ -169,14 +163,24 @@ def generate(outdir, vms=100, seed=0, tamper=0.1, scale=1.0):
                 f.write(attested.hex() + "\n")
         manifest.append({"log": name, "config": config.name, "case": kind or "clean",
                          **_expected_verdict(kind, rim, attested)})
-    shutil.rmtree(content.directory)
     with open(os.path.join(outdir, MANIFEST), "w") as f:
         f.writelines(json.dumps(row) + "\n" for row in manifest)
     return manifest
 
 
-def _rim(log, refs, memo, content):
-    return replay.replay(cca.decode(tcglog.parse(log)), refs, memo=memo, cache=content).rim
+def _faithful_rims(configs):
+    """{configuration name: the RIM of its faithful launch}, each image's
+    content hashed once (configurations share firmware and tenant images)."""
+    memo = StepMemo()
+    with tempfile.TemporaryDirectory(prefix="fastrim-synth-") as scratch:
+        content = ContentCache(scratch)
+        return {
+            config.name: replay.replay(
+                cca.decode(tcglog.parse(synth.write_log(config.spec))),
+                MemoryRefStore(config.images, digest=synth.image_digest), memo=memo, cache=content,
+            ).rim
+            for config in configs
+        }
 
 
 def _expected_verdict(kind, rim, attested):

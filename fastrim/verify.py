@@ -31,7 +31,7 @@ class Verdict:
     hash_algo: str = None
     rim: bytes = None
     expected_rim: bytes = None
-    rim_source: str = None  # where expected_rim came from: "given" or "sidecar"
+    rim_source: str = None  # where expected_rim came from: given, token, token-sidecar or sidecar
     vm_version: object = None  # cca.VmVersion
     realm: object = None  # cca.RealmCreate
     images: list = field(default_factory=list)  # (cca.ImageLoad, refstore.RefImage or None)
