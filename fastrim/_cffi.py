@@ -63,23 +63,25 @@ class _Events(Sequence):
             index += self._count
         if not 0 <= index < self._count:
             raise IndexError(index)
-        return self._raw(self._events[index])
+        table = ffi.buffer(self._digests, self._n_digests * _DIGEST.size)
+        fields = _EVENT.unpack_from(ffi.buffer(self._events, self._count * _EVENT.size), index * _EVENT.size)
+        return _raw_event(fields, lambda k: _raw_digest(_DIGEST.unpack_from(table, k * _DIGEST.size)))
 
     def __iter__(self):  # Sequence's default goes through __getitem__: slow per event
-        digests = [
-            RawDigest(alg, offset, size)
-            for offset, alg, size, _ in _DIGEST.iter_unpack(ffi.buffer(self._digests, self._n_digests * _DIGEST.size))
-        ]
-        events = ffi.buffer(self._events, self._count * _EVENT.size)
-        for offset, data_offset, pcr, type_, data_size, first, n, _ in _EVENT.iter_unpack(events):
-            yield RawEvent(offset, pcr, type_, data_offset, data_size, tuple(digests[first : first + n]))
+        table = ffi.buffer(self._digests, self._n_digests * _DIGEST.size)
+        digests = [_raw_digest(fields) for fields in _DIGEST.iter_unpack(table)]
+        for fields in _EVENT.iter_unpack(ffi.buffer(self._events, self._count * _EVENT.size)):
+            yield _raw_event(fields, digests.__getitem__)
 
-    def _raw(self, e):
-        table = self._digests
-        digests = tuple(
-            RawDigest(d.alg, d.offset, d.size) for d in (table[k] for k in range(e.first_digest, e.first_digest + e.n_digests))
-        )
-        return RawEvent(e.offset, e.pcr, e.type, e.data_offset, e.data_size, digests)
+
+def _raw_digest(fields):
+    offset, alg, size, _ = fields  # fr_digest
+    return RawDigest(alg, offset, size)
+
+
+def _raw_event(fields, digest_at):
+    offset, data_offset, pcr, type_, data_size, first, n, _ = fields  # fr_event
+    return RawEvent(offset, pcr, type_, data_offset, data_size, tuple(digest_at(k) for k in range(first, first + n)))
 
 
 def frame(buf, max_event_size):
