@@ -404,14 +404,6 @@ static int kernel = FR_KERNEL_OPENSSL;
 /* What the CPU runs, read once: cpuid can trap to the hypervisor in a VM. */
 static int lanes256_ok = -1, lanes512_ok = -1;
 
-/* Lanes the multilane kernel interleaves: with 16 xmm registers (no
- * AVX-512) more lanes spill their state to the stack (see the note in
- * benchmarks/test_bench_replay.py for the figures). */
-#ifndef FR_LANES
-#define FR_LANES 2
-#endif
-static const int LANES = FR_LANES;
-
 int fr_set_hash_kernel(int requested)
 {
     if (lanes256_ok < 0) {
@@ -439,7 +431,7 @@ static void hash_granules(uint16_t alg, const uint8_t *const *src, size_t n, uin
 {
     if (fr_hash_kernel(alg) == FR_KERNEL_MULTILANE) {
         if (alg == ALG_SHA256)
-            fr_lanes_sha256_granules(src, n, out, LANES);
+            fr_lanes_sha256_granules(src, n, out);
         else
             fr_lanes_sha512_granules(src, n, out);
         return;

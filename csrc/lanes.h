@@ -6,12 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 1 when this CPU has the SHA extensions (and SSSE3, SSE4.1) the kernel uses. */
+/* 1 when this CPU has the SHA extensions and AVX (for the VEX forms of the
+ * SSE instructions the kernel uses), and the OS saves the AVX state. */
 int fr_lanes_sha256_supported(void);
 
 /* SHA-256 of n granules of 4096 bytes, src[i] each, into out (32 bytes
- * each), interleaving up to `lanes` (1-4) of them. */
-void fr_lanes_sha256_granules(const uint8_t *const *src, size_t n, uint8_t *out, int lanes);
+ * each), four at a time. */
+void fr_lanes_sha256_granules(const uint8_t *const *src, size_t n, uint8_t *out);
 
 /* SHA-256 of one 256-byte message (a RIM descriptor) with the SHA extensions. */
 void fr_lanes_sha256_256(const uint8_t *msg, uint8_t *out);
