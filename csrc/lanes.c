@@ -90,14 +90,21 @@ SHANI static inline void schedule_load(__m128i *m, const uint8_t *blk)
     _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) m[i] = bswap32(_mm_loadu_si128((const __m128i *)(blk + 16 * i)));
 }
 
-SHANI static inline void schedule_quad(__m128i *m, uint32_t *wk, int j)
+/* After quad j has been used: finish quad j+1 (sigma1 and the W[t-7]
+ * terms) and start quad j+3 (sigma0). */
+SHANI static inline void schedule_advance(__m128i *m, int j)
 {
-    _mm_store_si128((__m128i *)(wk + 4 * j), _mm_add_epi32(m[j & 3], _mm_loadu_si128(k_quad(j))));
-    if (j >= 3 && j <= 14) { /* W[4j+4..4j+7] from sigma0'd older words and sigma1 */
+    if (j >= 3 && j <= 14) {
         __m128i t = _mm_alignr_epi8(m[j & 3], m[(j + 3) & 3], 4);
         m[(j + 1) & 3] = _mm_sha256msg2_epu32(_mm_add_epi32(m[(j + 1) & 3], t), m[j & 3]);
     }
     if (j >= 1 && j <= 12) m[(j + 3) & 3] = _mm_sha256msg1_epu32(m[(j + 3) & 3], m[j & 3]);
+}
+
+SHANI static inline void schedule_quad(__m128i *m, uint32_t *wk, int j)
+{
+    _mm_store_si128((__m128i *)(wk + 4 * j), _mm_add_epi32(m[j & 3], _mm_loadu_si128(k_quad(j))));
+    schedule_advance(m, j);
 }
 
 SHANI static void schedule_block(const uint8_t *blk, uint32_t *wk)
@@ -118,12 +125,8 @@ SHANI static inline void block_x1(__m128i *state, const uint8_t *blk)
     _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) {
         __m128i msg = _mm_add_epi32(m[j & 3], _mm_loadu_si128(k_quad(j)));
         cdgh = _mm_sha256rnds2_epu32(cdgh, abef, msg);
-        if (j >= 3 && j <= 14) {
-            __m128i t = _mm_alignr_epi8(m[j & 3], m[(j + 3) & 3], 4);
-            m[(j + 1) & 3] = _mm_sha256msg2_epu32(_mm_add_epi32(m[(j + 1) & 3], t), m[j & 3]);
-        }
         abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(msg, 0x0E));
-        if (j >= 1 && j <= 12) m[(j + 3) & 3] = _mm_sha256msg1_epu32(m[(j + 3) & 3], m[j & 3]);
+        schedule_advance(m, j);
     }
     state[0] = _mm_add_epi32(state[0], abef);
     state[1] = _mm_add_epi32(state[1], cdgh);
@@ -144,11 +147,12 @@ SHANI void fr_lanes_sha256_256(const uint8_t *msg, uint8_t *out)
 /* ---- four granules at once ----
  *
  * With 16 xmm registers, four lanes cannot each keep their state (2
- * registers) and their message quads (4) in registers. So the rounds of a
- * block read W + K with plain 8-byte loads from a small buffer, written
- * while the rounds of the block before ran: the schedule of block b+1 is
- * interleaved quad by quad with the rounds of block b, and the rounds wait
- * on nothing but themselves. 256 MiB took 86 ms this way, against 99 ms for
+ * registers) and their message quads (4) in registers, and computing W + K
+ * next to the rounds made them wait. So the rounds of a block read W + K
+ * with plain 8-byte loads from a small buffer, written while the rounds of
+ * the block before ran: the schedule of block b+1 is interleaved quad by
+ * quad with the rounds of block b (the compiler keeps some of its quads on
+ * the stack), and the rounds wait on nothing but themselves. 256 MiB took 86 ms this way, against 99 ms for
  * two lanes computing W + K in registers and 171 ms for one lane. An explicit
  * prefetch of each lane's next block made it slower (89 ms): the hardware
  * follows the four sequential streams by itself. */
