@@ -215,17 +215,26 @@ SHANI static void granules_x4(const uint8_t *const *src, uint8_t *out)
     for (int l = 0; l < LANES; l++) state_store(abef[l], cdgh[l], out + 32 * l);
 }
 
-void fr_lanes_sha256_granules(const uint8_t *const *src, size_t n, uint8_t *out)
+/* n granules through a kernel that hashes LANES at once (dlen bytes of
+ * output each): the spare lanes of the last one to three are filled with
+ * the first of them, and their output is dropped. */
+static void by_lanes(void (*kernel)(const uint8_t *const *, uint8_t *), size_t dlen,
+                     const uint8_t *const *src, size_t n, uint8_t *out)
 {
     size_t i = 0;
-    for (; i + LANES <= n; i += LANES) granules_x4(src + i, out + 32 * i);
-    if (i < n) { /* the last one to three: fill the spare lanes with the first of them */
+    for (; i + LANES <= n; i += LANES) kernel(src + i, out + dlen * i);
+    if (i < n) {
         const uint8_t *rest[LANES];
-        uint8_t tmp[LANES * 32];
+        uint8_t tmp[LANES * 64];
         for (int l = 0; l < LANES; l++) rest[l] = src[i + (i + l < n ? l : 0)];
-        granules_x4(rest, tmp);
-        memcpy(out + 32 * i, tmp, 32 * (n - i));
+        kernel(rest, tmp);
+        memcpy(out + dlen * i, tmp, dlen * (n - i));
     }
+}
+
+void fr_lanes_sha256_granules(const uint8_t *const *src, size_t n, uint8_t *out)
+{
+    by_lanes(granules_x4, 32, src, n, out);
 }
 
 /* ---- SHA-512, four granules at a time in the 64-bit lanes of AVX2 ----
@@ -351,15 +360,7 @@ AVX2 static void granules512_x4(const uint8_t *const *src, uint8_t *out)
 
 void fr_lanes_sha512_granules(const uint8_t *const *src, size_t n, uint8_t *out)
 {
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) granules512_x4(src + i, out + 64 * i);
-    if (i < n) { /* the last one to three: fill the spare lanes with the first of them */
-        const uint8_t *rest[4];
-        uint8_t tmp[4 * 64];
-        for (int l = 0; l < 4; l++) rest[l] = src[i + (i + l < n ? l : 0)];
-        granules512_x4(rest, tmp);
-        memcpy(out + 64 * i, tmp, 64 * (n - i));
-    }
+    by_lanes(granules512_x4, 64, src, n, out);
 }
 
 #else
