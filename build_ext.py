@@ -27,12 +27,14 @@ ffibuilder.cdef(
 ffibuilder.set_source(
     "fastrim._native",
     '#include "fastrim.h"',
-    sources=["csrc/fastrim.c", "csrc/lanes.c"],
+    sources=[f"csrc/{name}.c" for name in ("framing", "pcr", "hash", "rim", "lanes")],
     include_dirs=["csrc"],
     libraries=["crypto"],
     # The low-level SHA*_Init calls are deprecated in OpenSSL 3 but are
-    # the fastest path for the short messages of a replay.
-    extra_compile_args=["-O3", "-std=c99", "-Wall", "-Wextra", "-Wno-deprecated-declarations", *sanitize],
+    # the fastest path for the short messages of a replay. Hidden
+    # visibility: the module exports its init function, not the C core.
+    extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-deprecated-declarations",
+                        "-fvisibility=hidden", *sanitize],
     extra_link_args=sanitize,
 )
 

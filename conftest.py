@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from fastrim import backends
+from fastrim.backend import select
 
 ROOT = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tests"))  # tests/helpers.py, for the benchmarks too
@@ -20,14 +20,14 @@ def corpus_dir():
     return pathlib.Path(explicit) if explicit else ROOT.parent / "shared" / "corpus"
 
 
-def corpus_params(relpath, select):
+def corpus_params(relpath, pick):
     """Test parameters read from a corpus JSON file, or one placeholder when
     the corpus is absent, so that the test still runs and the corpus fixture
     says why it cannot (skip locally, fail under CI)."""
     path = corpus_dir() / relpath
     if not path.exists():
         return ["corpus-missing"]
-    return select(json.loads(path.read_text()))
+    return pick(json.loads(path.read_text()))
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +45,7 @@ def load_backend(name):
     """The backend module; a C backend that did not build fails the test unless
     the run asked for the Python backend alone."""
     try:
-        return backends.load(name)
+        return select.load(name)
     except ImportError as exc:
         if os.environ.get("FASTRIM_BACKEND") == "python":
             pytest.skip(f"FASTRIM_BACKEND=python: C backend not required ({exc})")

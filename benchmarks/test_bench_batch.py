@@ -24,7 +24,11 @@ import sys
 
 import pytest
 
-from fastrim import batch, refstore, replay, results, tcglog
+from fastrim.output import parquet
+from fastrim.run import batch
+from fastrim.run.local import LocalExecutor
+from fastrim.store.refs import RefStore
+from fastrim.verifier import Settings
 
 VMS = 1000
 _measured = {}  # (cache state, jobs) -> best seconds, for the ratios
@@ -39,7 +43,7 @@ def fleet_dir(tmp_path_factory, request):
     # and every worker fork would then pay for it.
     subprocess.run([sys.executable, "-m", "fastrim", "synth", str(root), "--vms", str(VMS), "--seed", "2026",
                     "--tamper", "0.1", "--scale", str(scale)], check=True, stdout=subprocess.DEVNULL)
-    refs = refstore.RefStore(str(root / "refs"), cache_dir=str(root / "index"))
+    refs = RefStore(str(root / "refs"), cache_dir=str(root / "index"))
     logs = batch.discover([str(root / "logs")])
     assert len(logs) == VMS
     yield root, refs, logs
@@ -47,9 +51,8 @@ def fleet_dir(tmp_path_factory, request):
 
 
 def _batch(root, refs, logs, jobs, cache_dir):
-    rows, _ = batch.run(logs, refs, jobs=jobs, options=replay.ReplayOptions(), cache_dir=cache_dir,
-                        max_event_size=tcglog.DEFAULT_MAX_EVENT_SIZE)
-    results.write_parquet(str(root / "results.parquet"), rows, {"fastrim.benchmark": "fleet"})
+    rows, _ = batch.run(logs, Settings(refs, cache_dir=cache_dir), LocalExecutor(jobs))
+    parquet.write_parquet(str(root / "results.parquet"), rows, {"fastrim.benchmark": "fleet"})
     return rows
 
 

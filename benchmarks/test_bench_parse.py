@@ -5,7 +5,7 @@ pytest-benchmark reports the time for the corpus; extra_info has ms per log.
 
 import json
 
-from fastrim import pcr, tcglog
+from fastrim.log import pcr, tcg
 
 
 def test_parse_and_replay_tcg_corpus(benchmark, impl, corpus):
@@ -14,7 +14,7 @@ def test_parse_and_replay_tcg_corpus(benchmark, impl, corpus):
 
     def run():
         for data in logs:
-            pcr.replay(tcglog.parse(data, impl=impl))
+            pcr.replay_pcrs(tcg.parse(data, impl=impl))
 
     benchmark(run)
     benchmark.extra_info["logs"] = len(logs)

@@ -12,7 +12,11 @@ import time
 
 import pytest
 
-from fastrim import bench, contentcache, replay
+from fastrim import bench
+from fastrim.algorithms import BY_NAME
+from fastrim.store import Caches
+from fastrim.store.content import ContentCache
+from fastrim.verifier import Context
 
 IMAGE_MIB = int(os.environ.get("FASTRIM_BENCH_MIB", "256"))
 
@@ -32,24 +36,27 @@ def test_hashlib_one_call_limit(benchmark, image, algo):
 
 @pytest.mark.parametrize("algo", ["sha256", "sha512"])
 def test_cold_replay(benchmark, impl, image, algo):
+    """The pipeline with no cache at all: every granule hashed."""
     benchmark.group = f"replay-{algo}"
-    decoded, refs = bench.single_image_realm(image, 0 if algo == "sha256" else 1)
+    source, refs = bench.single_image_realm(image, algo)
+    context = Context(refs, impl=impl)
     limit = min(_time(lambda: hashlib.new(algo, image).digest()) for _ in range(3))
     rounds = 3 if impl.NAME == "cffi" else 1
-    benchmark.pedantic(lambda: replay.replay(decoded, refs, impl=impl), rounds=rounds, iterations=1)
-    benchmark.extra_info["kernel"] = impl.hash_kernel(decoded.realm.alg)
+    benchmark.pedantic(bench.replay_once, (context, source), rounds=rounds, iterations=1)
+    benchmark.extra_info["kernel"] = impl.hash_kernel(BY_NAME[algo].tcg_id)
     if benchmark.stats:
         benchmark.extra_info["ratio_to_hashlib"] = limit / benchmark.stats.stats.min
 
 
 @pytest.mark.parametrize("algo", ["sha256", "sha512"])
 def test_warm_replay(benchmark, impl, image, algo, tmp_path):
+    """The pipeline with the content cache filled: descriptors only."""
     benchmark.group = f"replay-{algo}"
-    decoded, refs = bench.single_image_realm(image, 0 if algo == "sha256" else 1)
-    cache = contentcache.ContentCache(tmp_path)
-    cold = _time(lambda: replay.replay(decoded, refs, impl=impl, cache=cache))
-    result = benchmark.pedantic(lambda: replay.replay(decoded, refs, impl=impl, cache=cache), rounds=3, iterations=1)
-    assert result.cache_hits == 1
+    source, refs = bench.single_image_realm(image, algo)
+    context = Context(refs, caches=Caches(ContentCache(tmp_path)), impl=impl)
+    cold = _time(lambda: bench.replay_once(context, source))
+    verdict = benchmark.pedantic(bench.replay_once, (context, source), rounds=3, iterations=1)
+    assert verdict.cache_hits == 1
     if benchmark.stats:
         benchmark.extra_info["cold_over_warm"] = cold / benchmark.stats.stats.min
 

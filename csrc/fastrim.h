@@ -1,4 +1,6 @@
-/* fastrim C core: TCG event-log framing, PCR replay and RIM granule hashing.
+/* fastrim C core: the interface the cffi wrapper (fastrim/backend/native.py)
+ * calls. framing.c frames TCG event logs, pcr.c replays PCR banks, rim.c
+ * runs the RMI_DATA_CREATE granule loop; hash.c and lanes.c are internal.
  *
  * These declarations are also fed to cffi's cdef (see build_ext.py), so they
  * stay within the subset of C that cffi parses: no macros with expressions,
@@ -11,7 +13,8 @@ enum {
     FR_FORMAT_SHA1_LEGACY = 2
 };
 
-/* Errors found in a log. fastrim/errors.py turns them into dotted codes. */
+/* Errors found in a log. fastrim/errors.py (FramingFault) turns them into
+ * dotted codes; tests/test_backends.py holds both to the same numbers. */
 enum {
     FR_OK = 0,
     FR_ERR_CAPACITY = 1,        /* tables too small: not a log error */
@@ -34,7 +37,6 @@ typedef struct {
     uint32_t data_size;
     uint32_t first_digest;  /* index into the digest table */
     uint32_t n_digests;
-    uint32_t record_size;
 } fr_event;
 
 typedef struct {
@@ -75,11 +77,17 @@ int fr_pcr_replay(const uint8_t *buf, const fr_event *events, uint32_t n_events,
                   const fr_digest *digests, uint16_t alg, uint32_t dsize,
                   uint8_t locality, uint8_t *pcrs_out, uint32_t *extended);
 
+/* What fr_rim_data and fr_rim_chain return instead of a granule count. */
+enum {
+    FR_RIM_BAD_ALG = -1,      /* not a RIM algorithm: refused, nothing hashed */
+    FR_RIM_CRYPTO_FAILED = -2 /* libcrypto reported a failure */
+};
+
 /* RMI_DATA_CREATE for every granule an image covers, in one call: the image
  * (img, img_len) is loaded at base. rim is the 64-byte measurement, updated
  * in place. When contents_out is not NULL it receives each granule's content
  * hash (dlen bytes each) for the content cache. alg is a TPM algId
- * (0x000B or 0x000D). Returns the number of granules, or -1 for a bad alg. */
+ * (0x000B or 0x000D). Returns the number of granules, or FR_RIM_*. */
 int64_t fr_rim_data(uint16_t alg, uint8_t *rim, const uint8_t *img,
                     uint64_t img_len, uint64_t base, uint8_t *contents_out);
 
@@ -99,6 +107,7 @@ int fr_set_hash_kernel(int requested);
 int fr_hash_kernel(uint16_t alg);
 
 /* The descriptor chain alone for n granules from ipa0: with contents (n
- * content hashes of dlen bytes) they are measured, with NULL unmeasured. */
+ * content hashes of dlen bytes) they are measured, with NULL unmeasured.
+ * Returns n, or FR_RIM_*. */
 int64_t fr_rim_chain(uint16_t alg, uint8_t *rim, uint64_t ipa0, uint64_t n,
                      const uint8_t *contents);

@@ -12,7 +12,8 @@
  *
  * Compiled with per-function target attributes, so the extension builds and
  * runs on any x86-64: fr_lanes_sha256_supported() tells at run time whether
- * the instructions exist; on other architectures it is always 0.
+ * the instructions exist; on other architectures it is always 0, and the
+ * functions fall back to libcrypto's single stream.
  */
 #include <stdint.h>
 #include <string.h>
@@ -365,22 +366,34 @@ void fr_lanes_sha512_granules(const uint8_t *const *src, size_t n, uint8_t *out)
 
 #else
 
+/* Elsewhere (aarch64 ...) no lane kernel is selected (both report 0), and
+ * should one be called all the same, it hashes one stream at a time with
+ * libcrypto rather than leave its output unwritten. */
+#include "hash.h"
+#include "tcg.h"
+
 int fr_lanes_sha256_supported(void) { return 0; }
 int fr_lanes_sha512_supported(void) { return 0; }
 
-void fr_lanes_sha512_granules(const uint8_t *const *src, size_t n, uint8_t *out)
+static void single_stream(uint16_t alg, uint32_t dlen, const uint8_t *const *src, size_t n, uint8_t *out)
 {
-    (void)src; (void)n; (void)out;
-}
-
-void fr_lanes_sha256_256(const uint8_t *msg, uint8_t *out)
-{
-    (void)msg; (void)out;
+    for (size_t i = 0; i < n; i++)
+        if (fr_rim_hash(alg, src[i], 4096, out + dlen * i)) memset(out + dlen * i, 0, dlen);
 }
 
 void fr_lanes_sha256_granules(const uint8_t *const *src, size_t n, uint8_t *out)
 {
-    (void)src; (void)n; (void)out;
+    single_stream(ALG_SHA256, 32, src, n, out);
+}
+
+void fr_lanes_sha512_granules(const uint8_t *const *src, size_t n, uint8_t *out)
+{
+    single_stream(ALG_SHA512, 64, src, n, out);
+}
+
+void fr_lanes_sha256_256(const uint8_t *msg, uint8_t *out)
+{
+    if (fr_rim_hash(ALG_SHA256, msg, 256, out)) memset(out, 0, 32);
 }
 
 #endif

@@ -1,5 +1,5 @@
-/* Multi-lane SHA-256 of whole 4 KiB granules (csrc/lanes.c). Internal to the
- * C core: not part of the cffi interface. */
+/* Multi-lane SHA-256 and SHA-512 of whole 4 KiB granules (csrc/lanes.c).
+ * Internal to the C core: not part of the cffi interface. */
 #ifndef FASTRIM_LANES_H
 #define FASTRIM_LANES_H
 

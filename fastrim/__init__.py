@@ -3,13 +3,13 @@ Initial Measurement, at fleet scale.
 
 The heavy lifting (log framing, granule hashing) has a C backend built with
 cffi and a pure-Python twin; ``fastrim.backend`` names the live one and
-``FASTRIM_BACKEND`` chooses it (see fastrim.backends).
+``FASTRIM_BACKEND`` chooses it (see fastrim.backend.select).
 """
 
-from .backends import active as _active
-from .errors import FastrimError, LogFormatError
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it from here
 
-__version__ = "0.1.0"
+from .backend.select import active as _active  # noqa: E402 (after the version, which setuptools reads alone)
+from .errors import FastrimError, LogFormatError  # noqa: E402
 
 backend = _active.NAME
 

@@ -1,7 +1,8 @@
 """Measurement-algorithm throughput: replaying one large image with SHA-256
-and SHA-512, cold (content hashes computed), warm (content hashes read from
-the cache) and the descriptor chain alone, next to hashlib hashing the same
-bytes in one call in the same run (the single-stream limit of the machine).
+and SHA-512 through the verification pipeline, cold (content hashes
+computed) and warm (content hashes read from the cache), and the descriptor
+chain alone, next to hashlib hashing the same bytes in one call in the same
+run (the single-stream limit of the machine).
 """
 
 import functools
@@ -9,12 +10,17 @@ import hashlib
 import tempfile
 import time
 
-from . import backends, cca, replay, synth, tcglog
-from .contentcache import ContentCache
-from .framing import GRANULE_SIZE
-from .refstore import MemoryRefStore
+from .algorithms import BY_NAME, RIM_ALGORITHMS
+from .backend import select
+from .backend.contract import GRANULE_SIZE, MEASUREMENT_SIZE
+from .evidence.expected import ExpectedSource
+from .fleetgen import synth
+from .store import Caches
+from .store.content import ContentCache
+from .store.refs import MemoryRefStore
+from .verifier import Context, LogSource, verify
 
-ALGOS = {"sha256": 0, "sha512": 1}  # name -> RMM hash_algo
+ALGOS = tuple(a.name for a in RIM_ALGORITHMS)
 CASES = ("hashlib", "cold", "warm", "chain")
 
 
@@ -25,12 +31,22 @@ def bench_image(mib):
     return (block * (size // len(block) + 1))[:size]
 
 
-def single_image_realm(image, hash_algo):
-    """A decoded CCA log that loads image as its kernel, with its reference store."""
-    spec = synth.RealmSpec(hash_algo=hash_algo, s2sz=44, ram_size=1 << 30,
-                           images=(synth.Image("KERNEL", 0x40000000, image),),
-                           log_base=0x40000000 + len(image) + GRANULE_SIZE)
-    return cca.decode(tcglog.parse(synth.write_log(spec))), MemoryRefStore({"kernel.bin": image})
+def single_image_realm(image, algo):
+    """The log of a realm that loads image as its kernel (the RIM in algorithm
+    algo, a name), as a LogSource, with its reference store."""
+    spec = synth.RealmSpec(hash_algo=BY_NAME[algo].rmm_hash_algo, s2sz=44, ram_size=1 << 30,
+                           images=(synth.Image("KERNEL", synth.RAM_BASE, image),),
+                           log_base=synth.RAM_BASE + len(image) + GRANULE_SIZE)
+    source = LogSource(data=synth.write_log(spec), name="bench", expected=ExpectedSource(sidecars=False))
+    return source, MemoryRefStore({"kernel.bin": image})
+
+
+def replay_once(context, source):
+    """One pass of the pipeline; the verdict, which must carry a RIM."""
+    verdict = verify(context, source)
+    if verdict.rim is None:
+        raise RuntimeError(f"the benchmark realm did not replay: {verdict.detail}")
+    return verdict
 
 
 def _best(fn, repeat):
@@ -42,7 +58,7 @@ def _best(fn, repeat):
     return min(times)
 
 
-def measure(algos=tuple(ALGOS), backend_names=("cffi",), mib=64, repeat=3):
+def measure(algos=ALGOS, backend_names=("cffi",), mib=64, repeat=3):
     """Rows of {algo, backend, kernel, case, seconds, gb_per_s, ratio},
     ratio being throughput over hashlib's one-call throughput on the same bytes."""
     image = bench_image(mib)
@@ -50,27 +66,35 @@ def measure(algos=tuple(ALGOS), backend_names=("cffi",), mib=64, repeat=3):
     for algo in algos:
         limit = _best(functools.partial(hashlib.new, algo, image), repeat)
         rows.append(_row(algo, "-", "-", "hashlib", limit, len(image), limit))
-        decoded, refs = single_image_realm(image, ALGOS[algo])
+        source, refs = single_image_realm(image, algo)
         for name in backend_names:
-            impl = backends.load(name)
+            impl = select.load(name)
+            kernel = impl.hash_kernel(BY_NAME[algo].tcg_id)
             with tempfile.TemporaryDirectory(prefix="fastrim-bench-") as cache_dir:
-                for case, fn in _cases(impl, decoded, refs, image, cache_dir).items():
-                    rows.append(_row(algo, name, impl.hash_kernel(decoded.realm.alg), case, _best(fn, repeat),
-                                     len(image), limit))
+                for case, fn in _cases(impl, algo, (source, refs, image), cache_dir).items():
+                    rows.append(_row(algo, name, kernel, case, _best(fn, repeat), len(image), limit))
     return rows
 
 
-def _cases(impl, decoded, refs, image, cache_dir):
+def _cases(impl, algo, realm, cache_dir):
     """cold: content hashes computed (into a new cache each time); warm: read
-    from a filled cache; chain: the descriptor chain over them alone."""
-    alg, rim = decoded.realm.alg, replay.initial_rim(decoded.realm)
-    warm_cache = ContentCache(cache_dir)
-    replay.replay(decoded, refs, cache=warm_cache, impl=impl)  # fills it
-    _, _, contents = impl.rim_data(alg, rim, image, 0x40000000, True)
+    from a filled cache; chain: the descriptor chain over them alone. No
+    step or same-log memo: each pass replays every granule. realm is
+    (LogSource, reference store, image)."""
+    source, refs, image = realm
+
+    def context(directory):
+        return Context(refs, caches=Caches(ContentCache(directory)), impl=impl)
+
+    warm = context(cache_dir)
+    replay_once(warm, source)  # fills it
+    alg = BY_NAME[algo].tcg_id
+    start = bytes(MEASUREMENT_SIZE)
+    _, granules, contents = impl.rim_data(alg, start, image, synth.RAM_BASE, True)
     return {
-        "cold": lambda: replay.replay(decoded, refs, cache=ContentCache(tempfile.mkdtemp(dir=cache_dir)), impl=impl),
-        "warm": lambda: replay.replay(decoded, refs, cache=warm_cache, impl=impl),
-        "chain": lambda: impl.rim_chain(alg, rim, 0x40000000, len(image) // GRANULE_SIZE, contents),
+        "cold": lambda: replay_once(context(tempfile.mkdtemp(dir=cache_dir)), source),
+        "warm": functools.partial(replay_once, warm, source),
+        "chain": functools.partial(impl.rim_chain, alg, start, synth.RAM_BASE, granules, contents),
     }
 
 

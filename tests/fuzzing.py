@@ -14,9 +14,13 @@ import pathlib
 import random
 import struct
 
-from fastrim import backends, cca, errors, pcr, replay, synth, tcglog
-from fastrim.events import EV_EVENT_TAG
-from fastrim.refstore import MemoryRefStore
+from fastrim import errors
+from fastrim.backend import select
+from fastrim.fleetgen import synth
+from fastrim.log import cca, pcr, tcg
+from fastrim.rim import replay
+from fastrim.store.refs import MemoryRefStore
+from fastrim.tcgdefs import EV_EVENT_TAG
 
 BACKENDS = ("cffi", "python")
 REGRESSIONS = pathlib.Path(__file__).parent / "fuzz" / "regressions"
@@ -62,16 +66,16 @@ def seed_logs(corpus=None):
 def outcome(impl, data):
     """Everything the backend-dependent stages make of data, as plain values."""
     try:
-        log = tcglog.parse(data, max_event_size=MAX_EVENT_SIZE, impl=impl)
+        log = tcg.parse(data, max_event_size=MAX_EVENT_SIZE, impl=impl)
         events = [tuple(e) for e in log.events]
-        banks = {bank: dict(values) for bank, values in pcr.replay(log).items()}
+        banks = {bank: dict(values) for bank, values in pcr.replay_pcrs(log).items()}
     except errors.FastrimError as exc:
         return ("parse", type(exc).__name__, exc.code, exc.offset, str(exc))
     try:
         if not cca.is_cca_log(log):
             return ("tcg", log.format, log.algs, events, banks)
         decoded = cca.decode(log)
-        result = replay.replay(decoded, REFS, options=OPTIONS, impl=impl)
+        result = replay.replay_rim(decoded, REFS, options=OPTIONS, impl=impl).checked()
         rim = ("rim", result.rim, result.steps, result.granules, result.bytes_hashed)
     except errors.FastrimError as exc:
         rim = ("replay", type(exc).__name__, exc.code, exc.offset, str(exc))
@@ -80,7 +84,7 @@ def outcome(impl, data):
 
 def check(data):
     """AssertionError unless both backends make the same of data."""
-    c_out, py_out = (outcome(backends.load(name), data) for name in BACKENDS)
+    c_out, py_out = (outcome(select.load(name), data) for name in BACKENDS)
     assert c_out == py_out, f"backends disagree on {len(data)} bytes:\n C: {c_out!r:.600}\n Py: {py_out!r:.600}"
     return c_out
 
@@ -94,7 +98,7 @@ ALG_IDS = (0x0004, 0x000B, 0x000C, 0x000D, 0x0012, 0x0000, 0xFFFF, 0x0001)
 def _records(data):
     """(offset, pcr/type/count/alg/size field offsets) of the records the Python backend frames."""
     try:
-        framing = backends.load("python").frame(data, MAX_EVENT_SIZE)
+        framing = select.load("python").frame(data, MAX_EVENT_SIZE)
     except errors.FastrimError as exc:
         return [], exc.offset or 0
     return list(framing.events), framing.end

@@ -1,18 +1,35 @@
 """Shared test helpers: in-memory reference stores and realm builders."""
 
-from fastrim import cca, refstore, replay, synth, tcglog
+from fastrim import verifier
+from fastrim.evidence.expected import ExpectedSource
+from fastrim.fleetgen import synth
+from fastrim.log import cca, tcg
+from fastrim.rim import replay
+from fastrim.store import Caches
+from fastrim.store.content import ContentCache
+from fastrim.store.refs import MemoryRefStore
 
 
 def MemoryRefs(images):
     """A reference store in memory holding the measured images of a spec."""
-    return refstore.MemoryRefStore({i.description.lower() + ".bin": i.data for i in images if i.data is not None})
+    return MemoryRefStore({i.description.lower() + ".bin": i.data for i in images if i.data is not None})
 
 
 def replay_spec(spec, impl, refs=None, log=None, **kwargs):
-    """Write spec as a log (or take log) and replay it on impl."""
+    """Write spec as a log (or take log) and replay it on impl; raises the replay's error."""
     raw = synth.write_log(spec) if log is None else log
-    decoded = cca.decode(tcglog.parse(raw, impl=impl))
-    return replay.replay(decoded, refs if refs is not None else MemoryRefs(spec.images), impl=impl, **kwargs)
+    decoded = cca.decode(tcg.parse(raw, impl=impl))
+    refs = refs if refs is not None else MemoryRefs(spec.images)
+    return replay.replay_rim(decoded, refs, impl=impl, **kwargs).checked()
+
+
+def verify_path(path, refs, rim=None, *, token_path=None, platform_keys=(), impl=None, cache_dir=None):
+    """The pipeline on one log file, as `fastrim verify` runs it: the attested
+    RIM is rim, else the token at token_path, else the sidecars."""
+    caches = Caches(ContentCache(str(cache_dir)) if cache_dir else None)
+    context = verifier.Context(refs, caches=caches, impl=impl, platform_keys=tuple(platform_keys))
+    source = verifier.LogSource(str(path), expected=ExpectedSource(rim, token_path))
+    return verifier.verify(context, source)
 
 
 def make_token(rim, rak, platform_key, *, tag=907, profile=True, challenge=None, realm_signature=None):
@@ -56,9 +73,10 @@ def make_token(rim, rak, platform_key, *, tag=907, profile=True, challenge=None,
 
 SLOW_BATCH = """
 import sys, time
-from fastrim import cli, verify
-real_verify = verify.verify
-verify.verify = lambda *args, **kwargs: (time.sleep(0.4), real_verify(*args, **kwargs))[1]
+from fastrim import cli
+from fastrim.run import work
+real_verify = work.verify
+work.verify = lambda *args, **kwargs: (time.sleep(0.4), real_verify(*args, **kwargs))[1]
 sys.exit(cli.main(sys.argv[1:]))
 """
 

@@ -13,9 +13,13 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from fastrim import batch, cli, fleet, refstore, replay, tcglog, verify
 from helpers import start_slow_batch
+
+from fastrim import cli, verifier
+from fastrim.fleetgen import fleet
+from fastrim.run import batch, work
+from fastrim.run.local import LocalExecutor
+from fastrim.store.refs import RefStore
 
 SMALL = dict(vms=40, seed=7, tamper=0.3, scale=1 / 256)
 
@@ -72,7 +76,7 @@ def test_batch_rows_match_the_manifest(small_fleet, tmp_path, backend, jobs):
     rows = table.to_pylist()
     check_against_manifest(rows, manifest)
     assert {row["backend"] for row in rows} == {backend}
-    counts = {s: sum(1 for w in manifest if w["status"] == s) for s in verify.STATUSES}
+    counts = {s: sum(1 for w in manifest if w["status"] == s) for s in verifier.STATUSES}
     assert f"{counts['pass']} pass, {counts['fail']} fail, {counts['error']} error, " \
            f"{counts['unverified']} unverified; " in run.stderr
     assert run.stderr.strip().endswith(f"MB of images hashed; results in {out}")
@@ -137,10 +141,9 @@ def test_a_bad_expected_file_is_a_usage_error(small_fleet, tmp_path):
 
 
 def _in_process_batch(root, tmp_path, impl, jobs=2, cache=None):
-    refs = refstore.RefStore(str(root / "refs"), cache_dir=str(tmp_path / "index"))
-    return batch.run(batch.discover([str(root / "logs")]), refs, jobs=jobs, options=replay.ReplayOptions(),
-                     cache_dir=str(cache or tmp_path / "cache"), max_event_size=tcglog.DEFAULT_MAX_EVENT_SIZE,
-                     impl=impl)
+    refs = RefStore(str(root / "refs"), cache_dir=str(tmp_path / "index"))
+    settings = verifier.Settings(refs, cache_dir=str(cache or tmp_path / "cache"), backend=impl.NAME)
+    return batch.run(batch.discover([str(root / "logs")]), settings, LocalExecutor(jobs))
 
 
 def test_images_are_hashed_once_per_run_not_once_per_worker(small_fleet, tmp_path, impl):
@@ -162,14 +165,14 @@ def test_images_are_hashed_once_per_run_not_once_per_worker(small_fleet, tmp_pat
 def test_a_worker_killed_mid_log_costs_only_that_log(small_fleet, tmp_path, monkeypatch, impl):
     root, manifest = small_fleet
     victim = manifest[5]["log"]
-    real_verify = verify.verify
+    real_verify = work.verify
 
-    def verify_or_die(path, *args, **kwargs):  # runs in the forked worker
-        if path.endswith(victim):
+    def verify_or_die(context, source, *args, **kwargs):  # runs in the forked worker
+        if source.path.endswith(victim):
             os.kill(os.getpid(), signal.SIGKILL)
-        return real_verify(path, *args, **kwargs)
+        return real_verify(context, source, *args, **kwargs)
 
-    monkeypatch.setattr(verify, "verify", verify_or_die)
+    monkeypatch.setattr(work, "verify", verify_or_die)
     rows, summary = _in_process_batch(root, tmp_path, impl)
     crashed = [r for r in rows if r["log"] == victim]
     assert [(r["status"], r["error_code"]) for r in crashed] == [("error", "internal.worker_crash")]
@@ -180,9 +183,9 @@ def test_a_worker_killed_mid_log_costs_only_that_log(small_fleet, tmp_path, monk
 def test_a_worker_crash_makes_the_cli_exit_3_with_all_rows_written(small_fleet, tmp_path, monkeypatch, caplog):
     root, manifest = small_fleet
     victim = manifest[0]["log"]
-    real_verify = verify.verify
-    monkeypatch.setattr(verify, "verify", lambda path, *a, **k: os.abort() if path.endswith(victim)
-                        else real_verify(path, *a, **k))
+    real_verify = work.verify
+    monkeypatch.setattr(work, "verify", lambda context, source, **k: os.abort() if source.path.endswith(victim)
+                        else real_verify(context, source, **k))
     out = tmp_path / "r.parquet"
     code = cli.main(["batch", str(root / "logs"), "--refs", str(root / "refs"), "--out", str(out),
                      "--cache-dir", str(tmp_path / "cache")])
@@ -196,14 +199,14 @@ def test_a_worker_crash_makes_the_cli_exit_3_with_all_rows_written(small_fleet, 
 def test_an_unexpected_exception_is_an_internal_error_row(small_fleet, tmp_path, monkeypatch, impl):
     root, manifest = small_fleet
     victim = manifest[1]["log"]
-    real_verify = verify.verify
+    real_verify = work.verify
 
-    def verify_or_raise(path, *args, **kwargs):
-        if path.endswith(victim):
+    def verify_or_raise(context, source, *args, **kwargs):
+        if source.path.endswith(victim):
             raise RuntimeError("boom")
-        return real_verify(path, *args, **kwargs)
+        return real_verify(context, source, *args, **kwargs)
 
-    monkeypatch.setattr(verify, "verify", verify_or_raise)
+    monkeypatch.setattr(work, "verify", verify_or_raise)
     rows, _ = _in_process_batch(root, tmp_path, impl)
     row = next(r for r in rows if r["log"] == victim)
     assert (row["error_code"], row["detail"]) == ("internal.error", "RuntimeError: boom")
@@ -273,7 +276,7 @@ def test_an_output_in_a_missing_directory_is_refused_before_any_work(tmp_path, s
     missing_logs = fastrim("batch", tmp_path / "nope", "--refs", root / "refs", "--jsonl")
     assert missing_logs.returncode == 2 and "no such directory" in missing_logs.stderr
     no_workers = fastrim("batch", root / "logs", "--refs", root / "refs", "--jsonl", "--jobs", "0")
-    assert no_workers.returncode == 2 and "at least 1" in no_workers.stderr
+    assert no_workers.returncode == 2 and "0 is out of range" in no_workers.stderr
 
 
 def test_ctrl_c_leaves_no_output_file(small_fleet, tmp_path):

@@ -12,26 +12,31 @@ import sys
 
 import pytest
 
-from fastrim import synth, tcglog
-from fastrim.events import EV_NO_ACTION
+from fastrim.fleetgen import synth
+from fastrim.log import tcg
+from fastrim.tcgdefs import EV_NO_ACTION
 
 HANG_GUARD = 120  # seconds; the unbounded work would take hours
 MIB = 1 << 20
 
 CHILD = r"""
 import json, resource, sys, time
-from fastrim import backends, cca, errors, replay, tcglog
-impl = backends.load(sys.argv[1])
+from fastrim.backend import select
+from fastrim.log import cca
+from fastrim import errors
+from fastrim.rim import replay
+from fastrim.log import tcg
+impl = select.load(sys.argv[1])
 data = open(sys.argv[2], "rb").read()
 options = replay.ReplayOptions(**json.loads(sys.argv[3]))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.process_time()
 try:
-    log = tcglog.parse(data, impl=impl)
+    log = tcg.parse(data, impl=impl)
     events = log.events
     outcome = ["parsed", len(events)]
     if cca.is_cca_log(log):
-        outcome = ["rim", replay.replay(cca.decode(log), None, options=options, impl=impl).rim.hex()]
+        outcome = ["rim", replay.replay_rim(cca.decode(log), None, options=options, impl=impl).checked().rim.hex()]
 except errors.FastrimError as exc:
     outcome = ["error", exc.code, exc.offset]
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -93,7 +98,7 @@ def cca_log(images=(), ripas=(), s2sz=48):
     spec = synth.RealmSpec(s2sz=s2sz, ram_size=64 << 20, images=tuple(images), log_base=0x100000)
     log = bytearray(synth.write_log(spec))
     if ripas:  # more INIT_RIPAS events after the last event
-        end = tcglog.parse(bytes(log)).end
+        end = tcg.parse(bytes(log)).end
         extra = b"".join(synth._tag(synth.TAG_INIT_RIPAS, struct.pack("<QQ", base, size)) for base, size in ripas)
         log[end:end + len(extra)] = extra
     return bytes(log)

@@ -6,12 +6,17 @@ import json
 import pytest
 
 from conftest import corpus_params
-from fastrim import cca, contentcache, refstore, replay, synth, tcglog
-from fastrim.cca import RealmCreate, RecCreate
-from fastrim.events import ALG_SHA256, ALG_SHA512
+from fastrim.algorithms import SHA256, SHA512
+from fastrim.fleetgen import synth
+from fastrim.log import cca, tcg
+from fastrim.log.cca import RealmCreate, RecCreate
+from fastrim.rim import replay
+from fastrim.store import Caches
+from fastrim.store.content import ContentCache
+from fastrim.store.refs import RefStore
 
 LOGS = corpus_params("cca/vectors.json", lambda doc: sorted(doc["logs"]))
-ALGS = {"sha256": ALG_SHA256, "sha512": ALG_SHA512}
+ALGS = {"sha256": SHA256.tcg_id, "sha512": SHA512.tcg_id}
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +26,7 @@ def vectors(corpus):
 
 @pytest.fixture(scope="module")
 def refs(corpus, tmp_path_factory):
-    return refstore.RefStore(corpus / "cca", cache_dir=tmp_path_factory.mktemp("refs"))
+    return RefStore(corpus / "cca", cache_dir=tmp_path_factory.mktemp("refs"))
 
 
 def _realm(hash_name, **params):
@@ -39,9 +44,9 @@ def test_published_realm_create_vector(vectors, hash_name):
 def test_published_log_with_only_realm_create(vectors, impl):
     want = next(v for k, v in vectors["published"].items() if k.startswith("log with only"))["sha256"]
     log = synth.write_log(synth.RealmSpec(s2sz=48))
-    decoded = cca.decode(tcglog.parse(log, impl=impl))
+    decoded = cca.decode(tcg.parse(log, impl=impl))
     only_realm = cca.CcaLog(decoded.vm_version, decoded.realm, decoded.steps[:1])
-    assert replay.replay(only_realm, None, impl=impl).rim.hex() == want
+    assert replay.replay_rim(only_realm, None, impl=impl).checked().rim.hex() == want
 
 
 @pytest.mark.parametrize("hash_name", ["sha256", "sha512"])
@@ -66,20 +71,24 @@ def test_single_steps(vectors, impl, hash_name):
 @pytest.mark.parametrize("name", LOGS)
 def test_complete_logs_replay_to_every_step(vectors, corpus, refs, impl, tmp_path, name, cached):
     want = vectors["logs"][name]
-    cache = contentcache.ContentCache(tmp_path)
-    decoded = cca.decode(tcglog.parse((corpus / "cca" / name).read_bytes(), impl=impl))
+    cache = ContentCache(tmp_path)
+    decoded = cca.decode(tcg.parse((corpus / "cca" / name).read_bytes(), impl=impl))
     runs = 2 if cached else 1
     for _ in range(runs):
-        result = replay.replay(decoded, refs, cache=cache, impl=impl)
+        result = replay.replay_rim(decoded, refs, caches=Caches(cache), impl=impl).checked()
     assert [[label, value.hex()] for label, value in result.steps] == want["steps"]
     assert result.rim.hex() == want["rim"]
     assert {image.description: ref.name for image, ref in result.images if ref} == want["images"]
     assert result.cache_hits == (len(want["images"]) if cached else 0)
 
 
+def loaded_images(decoded):
+    return [step.record for step in decoded.steps if isinstance(step.record, cca.ImageLoad)]
+
+
 def test_every_corpus_cca_event_is_decoded(corpus, impl):
     for path in sorted((corpus / "cca").glob("*.log")):
-        log = tcglog.parse(path.read_bytes(), impl=impl)
+        log = tcg.parse(path.read_bytes(), impl=impl)
         decoded = cca.decode(log)
         assert decoded.vm_version.name == "QEMU"
         kinds = [type(s.record).__name__ for s in decoded.steps]
@@ -89,32 +98,30 @@ def test_every_corpus_cca_event_is_decoded(corpus, impl):
 
 
 def test_veraison_log_decodes_but_cannot_be_replayed(corpus, impl):
-    log = tcglog.parse((corpus / "tcg/veraison-cca/realm-bootlog.bin").read_bytes(), impl=impl)
+    log = tcg.parse((corpus / "tcg/veraison-cca/realm-bootlog.bin").read_bytes(), impl=impl)
     decoded = cca.decode(log)
-    assert [i.description for i in decoded.images] == ["KERNEL", "INITRD", "DTB"]
-    assert decoded.images[0].base == 0x80000000 and decoded.images[0].size == 0x2BA9A00
-    with pytest.raises(Exception) as info:
-        replay.replay(decoded, None, impl=impl)
-    assert info.value.code == "log.no_realm_create"
+    assert [i.description for i in loaded_images(decoded)] == ["KERNEL", "INITRD", "DTB"]
+    assert loaded_images(decoded)[0].base == 0x80000000 and loaded_images(decoded)[0].size == 0x2BA9A00
+    assert replay.replay_rim(decoded, None, impl=impl).error.code == "log.no_realm_create"
 
 
 def test_writer_reproduces_the_corpus_logs_byte_for_byte(vectors, corpus):
     for name, want in vectors["logs"].items():
         raw = (corpus / "cca" / name).read_bytes()
-        decoded = cca.decode(tcglog.parse(raw))
+        decoded = cca.decode(tcg.parse(raw))
         realm, vm = decoded.realm, decoded.vm_version
         records = [s.record for s in decoded.steps]
         ripas = next(r for r in records if isinstance(r, cca.InitRipas))
         rec = next(r for r in records if isinstance(r, RecCreate))
         images = tuple(
             synth.Image(r.description, r.base, (corpus / "cca" / want["images"][r.description]).read_bytes())
-            for r in decoded.images if r.description != "LOG"
+            for r in loaded_images(decoded) if r.description != "LOG"
         )
         spec = synth.RealmSpec(
             hash_algo=realm.hash_algo, flags=realm.flags, s2sz=realm.s2sz, sve_vl=realm.sve_vl,
             num_bps=realm.num_bps, num_wps=realm.num_wps, pmu_num_ctrs=realm.pmu_num_ctrs,
             ram_base=ripas.base, ram_size=ripas.size, num_cpus=vm.num_cpus, vmm_name=vm.name,
             vmm_version=vm.version, images=images, rec_flags=rec.flags, pc=rec.pc, gprs=rec.gprs,
-            log_base=decoded.images[-1].base,
+            log_base=loaded_images(decoded)[-1].base,
         )
         assert synth.write_log(spec) == raw, name

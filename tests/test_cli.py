@@ -155,7 +155,7 @@ class _Stream:
 
 
 def test_the_progress_bar_shows_only_on_a_terminal():
-    from fastrim.progress import Progress
+    from fastrim.run.progress import Progress
 
     for tty in (True, False):
         stream = _Stream(tty)

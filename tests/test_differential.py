@@ -3,13 +3,14 @@ byte on random realms, granules, descriptors and logs."""
 
 import hashlib
 
+from helpers import replay_spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastrim import errors, synth
-from fastrim.events import ALG_SHA256, ALG_SHA512
-from fastrim.tcglog import DEFAULT_MAX_EVENT_SIZE
-from helpers import replay_spec
+from fastrim import errors
+from fastrim.algorithms import SHA256, SHA512
+from fastrim.fleetgen import synth
+from fastrim.log.tcg import DEFAULT_MAX_EVENT_SIZE
 
 GRANULE = 4096
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -50,7 +51,7 @@ def test_random_realms_replay_identically_on_both_backends(both, spec):
 
 @SETTINGS
 @given(
-    alg=st.sampled_from([ALG_SHA256, ALG_SHA512]),
+    alg=st.sampled_from([SHA256.tcg_id, SHA512.tcg_id]),
     rim=st.binary(min_size=64, max_size=64),
     image=st.binary(max_size=5 * GRANULE),
     base=st.integers(0, 2**48),
@@ -62,7 +63,7 @@ def test_granule_functions_agree(both, alg, rim, image, base, keep):
     rim_after, count, contents = c_out
     if keep:
         # the cached contents are plain content hashes of the zero-padded granules
-        fn = hashlib.sha256 if alg == ALG_SHA256 else hashlib.sha512
+        fn = hashlib.sha256 if alg == SHA256.tcg_id else hashlib.sha512
         head = base % GRANULE
         padded = bytes(head) + image + bytes(count * GRANULE - head - len(image))
         assert contents == b"".join(fn(padded[i:i + GRANULE]).digest() for i in range(0, len(padded), GRANULE))
@@ -72,7 +73,7 @@ def test_granule_functions_agree(both, alg, rim, image, base, keep):
 
 
 @SETTINGS
-@given(alg=st.sampled_from([ALG_SHA256, ALG_SHA512]), rim=st.binary(min_size=64, max_size=64),
+@given(alg=st.sampled_from([SHA256.tcg_id, SHA512.tcg_id]), rim=st.binary(min_size=64, max_size=64),
        ipa=st.integers(0, 2**52) , n=st.integers(0, 8))
 def test_unmeasured_chain_agrees(both, alg, rim, ipa, n):
     assert both[0].rim_chain(alg, rim, ipa, n, None) == both[1].rim_chain(alg, rim, ipa, n, None)

@@ -14,9 +14,9 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-
-from fastrim import fleet, synth
 from helpers import start_slow_batch
+
+from fastrim.fleetgen import fleet, synth
 
 FASTRIM = pathlib.Path(__file__).resolve().parents[1] / "fastrim"
 

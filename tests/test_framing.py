@@ -5,11 +5,12 @@ import struct
 
 import pytest
 
-from fastrim import errors, pcr, tcglog
-from fastrim.events import ALG_SHA1, ALG_SHA256
+from fastrim import errors
+from fastrim.algorithms import SHA1, SHA256
+from fastrim.log import pcr, tcg
 
 SPEC_ID = b"Spec ID Event03\0" + struct.pack("<IBBBBI", 0, 0, 2, 106, 2, 2) + struct.pack(
-    "<HHHH", ALG_SHA1, 20, ALG_SHA256, 32) + b"\0"
+    "<HHHH", SHA1.tcg_id, 20, SHA256.tcg_id, 32) + b"\0"
 HEADER = struct.pack("<II", 0, 3) + bytes(20) + struct.pack("<I", len(SPEC_ID)) + SPEC_ID
 
 
@@ -19,12 +20,12 @@ def event2(pcr_index, event_type, digests, data, count=None):
     return struct.pack("<III", pcr_index, event_type, count) + body + struct.pack("<I", len(data)) + data
 
 
-GOOD = event2(0, 0x80000008, [(ALG_SHA1, b"\x11" * 20), (ALG_SHA256, b"\x22" * 32)], b"blob")
+GOOD = event2(0, 0x80000008, [(SHA1.tcg_id, b"\x11" * 20), (SHA256.tcg_id, b"\x22" * 32)], b"blob")
 
 
 def outcome(impl, data, **kwargs):
     try:
-        log = tcglog.parse(data, impl=impl, **kwargs)
+        log = tcg.parse(data, impl=impl, **kwargs)
         return ("ok", log.format, len(log), log.end)
     except errors.LogFormatError as exc:
         return (exc.code, exc.offset)
@@ -51,7 +52,7 @@ CASES = {
     "alg0-outside-no-action": (HEADER + event2(0, 1, [(0, b"\0" * 20)], b""), ("log.unknown_alg", len(HEADER))),
     "alg0-in-no-action": (HEADER + event2(0, 3, [(0, b"\0" * 20)], b"x"), ("ok", "crypto-agile", 2, None)),
     "bad-pcr": (HEADER + event2(99, 1, [], b""), ("log.bad_pcr", len(HEADER))),
-    "pcr-none-kept": (HEADER + event2(0xFFFFFFFF, 1, [(ALG_SHA1, b"\1" * 20)], b""), ("ok", "crypto-agile", 2, None)),
+    "pcr-none-kept": (HEADER + event2(0xFFFFFFFF, 1, [(SHA1.tcg_id, b"\1" * 20)], b""), ("ok", "crypto-agile", 2, None)),
     "numalgs-zero": (HEADER[:56] + struct.pack("<I", 0) + HEADER[60:], ("log.bad_spec_id", 0)),
     "vendor-past-end": (HEADER[:-1] + b"\x05", ("log.bad_spec_id", 0)),
 }
@@ -73,14 +74,14 @@ def test_event_size_limit_is_configurable(impl):
 
 
 def test_pcr_none_events_are_kept_but_never_extended(impl):
-    log = tcglog.parse(HEADER + event2(0xFFFFFFFF, 1, [(ALG_SHA1, b"\1" * 20)], b"") + GOOD, impl=impl)
+    log = tcg.parse(HEADER + event2(0xFFFFFFFF, 1, [(SHA1.tcg_id, b"\1" * 20)], b"") + GOOD, impl=impl)
     assert [e.pcr for e in log.events] == [0, 0xFFFFFFFF, 0]
-    banks = pcr.replay(log)
+    banks = pcr.replay_pcrs(log)
     assert set(banks["sha1"]) == {0}
 
 
 def test_events_carry_digests_and_data(impl):
-    log = tcglog.parse(HEADER + GOOD, impl=impl)
+    log = tcg.parse(HEADER + GOOD, impl=impl)
     event = log.events[1]
-    assert event.digests == {ALG_SHA1: b"\x11" * 20, ALG_SHA256: b"\x22" * 32}
+    assert event.digests == {SHA1.tcg_id: b"\x11" * 20, SHA256.tcg_id: b"\x22" * 32}
     assert (event.data, event.type_name) == (b"blob", "EV_EFI_PLATFORM_FIRMWARE_BLOB")

@@ -3,11 +3,10 @@ differential oracle with field-aware mutations, in every test run."""
 
 import random
 
+import fuzzing
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import fuzzing
 
 
 @pytest.mark.parametrize("path", fuzzing.regression_inputs(), ids=lambda p: p.name)

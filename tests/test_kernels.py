@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from fastrim import _cffi, fallback
-from fastrim.events import ALG_SHA256, ALG_SHA512
+from fastrim.algorithms import SHA256, SHA512
+from fastrim.backend import fallback, native
 
 GRANULE = 4096
 
@@ -19,20 +19,20 @@ GRANULE = 4096
 def available_kernels():
     kernels = ["openssl"]
     try:
-        _cffi.set_hash_kernel("multilane")
+        native.set_hash_kernel("multilane")
         kernels.append("multilane")
     except ImportError:
         pass
     finally:
-        _cffi.set_hash_kernel(os.environ.get("FASTRIM_HASH_KERNEL", "auto") or "auto")
+        native.set_hash_kernel(os.environ.get("FASTRIM_HASH_KERNEL", "auto") or "auto")
     return kernels
 
 
 @pytest.fixture(params=available_kernels())
 def kernel(request):
-    chosen = _cffi.set_hash_kernel(request.param)
+    chosen = native.set_hash_kernel(request.param)
     yield chosen
-    _cffi.set_hash_kernel(os.environ.get("FASTRIM_HASH_KERNEL", "auto") or "auto")
+    native.set_hash_kernel(os.environ.get("FASTRIM_HASH_KERNEL", "auto") or "auto")
 
 
 def padded_granules(image, base):
@@ -43,7 +43,7 @@ def padded_granules(image, base):
 
 
 @pytest.mark.parametrize("granules", [1, 2, 3, 4, 5, 7, 9, 63, 64, 65, 129])
-@pytest.mark.parametrize("alg", [ALG_SHA256, ALG_SHA512])
+@pytest.mark.parametrize("alg", [SHA256.tcg_id, SHA512.tcg_id])
 def test_every_kernel_matches_hashlib_and_python(kernel, granules, alg):
     rng = random.Random(granules * 7 + alg)
     for head, tail in ((0, 0), (1, 5), (0xAB0, 4095), (4095, 1)):
@@ -51,21 +51,21 @@ def test_every_kernel_matches_hashlib_and_python(kernel, granules, alg):
         image = rng.randbytes(size)
         base = 0x40000000 + head
         rim = rng.randbytes(64)
-        got = _cffi.rim_data(alg, rim, image, base, True)
+        got = native.rim_data(alg, rim, image, base, True)
         assert got == fallback.rim_data(alg, rim, image, base, True)
-        fn = hashlib.sha256 if alg == ALG_SHA256 else hashlib.sha512
+        fn = hashlib.sha256 if alg == SHA256.tcg_id else hashlib.sha512
         assert got[2] == b"".join(fn(g).digest() for g in padded_granules(image, base))
 
 
 def test_the_chosen_kernel_is_the_one_reported(kernel):
     # This machine has SHA-NI (SHA-256 lanes) and AVX2 (SHA-512 lanes).
-    assert _cffi.hash_kernel(ALG_SHA256) == kernel
-    assert _cffi.hash_kernel(ALG_SHA512) == kernel
+    assert native.hash_kernel(SHA256.tcg_id) == kernel
+    assert native.hash_kernel(SHA512.tcg_id) == kernel
 
 
 def _kernel_in_child(value):
     env = dict(os.environ, FASTRIM_HASH_KERNEL=value, FASTRIM_BACKEND="auto")
-    return subprocess.run([sys.executable, "-c", "from fastrim import _cffi; print(_cffi.hash_kernel(11))"],
+    return subprocess.run([sys.executable, "-c", "from fastrim.backend import native; print(native.hash_kernel(11))"],
                           capture_output=True, text=True, env=env)
 
 

@@ -9,7 +9,12 @@ import time
 
 import pytest
 
-from fastrim.pool import WorkerCrash, WorkerError, WorkerPool
+from fastrim.run.pool import WorkerCrash, WorkerError, WorkerPool
+
+
+def square_worker():
+    """What each worker process runs for a task (built once per worker)."""
+    return square_or_fail
 
 
 def square_or_fail(task):
@@ -24,7 +29,7 @@ def square_or_fail(task):
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_every_task_gets_one_outcome_whatever_happens(method):
     tasks = [*range(20), "die", *range(20, 30), "raise", "die"]
-    with WorkerPool(2, square_or_fail, context=multiprocessing.get_context(method)) as pool:
+    with WorkerPool(2, square_worker, context=multiprocessing.get_context(method)) as pool:
         for task in tasks:
             pool.submit(task)
         outcomes = list(pool.results())
@@ -40,7 +45,7 @@ def test_every_task_gets_one_outcome_whatever_happens(method):
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_worker_log_records_reach_the_parents_handlers(method, caplog):
-    with WorkerPool(2, square_or_fail, context=multiprocessing.get_context(method)) as pool:
+    with WorkerPool(2, square_worker, context=multiprocessing.get_context(method)) as pool:
         for task in range(50):
             pool.submit(task)
         assert len(list(pool.results())) == 50
@@ -52,7 +57,7 @@ def test_worker_log_records_reach_the_parents_handlers(method, caplog):
 
 
 def test_tasks_may_be_submitted_while_iterating():
-    with WorkerPool(2, square_or_fail) as pool:
+    with WorkerPool(2, square_worker) as pool:
         pool.submit(2)
         seen = []
         for _, outcome in pool.results():

@@ -6,9 +6,10 @@ import os
 
 import pytest
 
-from fastrim import contentcache, refstore
+from fastrim.algorithms import SHA256, SHA512
 from fastrim.errors import ReferenceImageError
-from fastrim.events import ALG_SHA256, ALG_SHA512
+from fastrim.store.content import ContentCache
+from fastrim.store.refs import RefStore
 
 
 def test_index_rehashes_only_new_or_changed_files(tmp_path):
@@ -16,26 +17,26 @@ def test_index_rehashes_only_new_or_changed_files(tmp_path):
     (refs / "sub").mkdir(parents=True)
     (refs / "a.bin").write_bytes(b"a" * 5000)
     (refs / "sub" / "b.bin").write_bytes(b"b" * 7000)
-    store = refstore.RefStore(refs, cache_dir=tmp_path / "cache")
+    store = RefStore(refs, cache_dir=tmp_path / "cache")
     assert (len(store), store.hashed) == (2, 2)
-    assert refstore.RefStore(refs, cache_dir=tmp_path / "cache").hashed == 0
+    assert RefStore(refs, cache_dir=tmp_path / "cache").hashed == 0
     (refs / "a.bin").write_bytes(b"A" * 5000)
     os.utime(refs / "a.bin", ns=(1, 1))
-    store = refstore.RefStore(refs, cache_dir=tmp_path / "cache")
+    store = RefStore(refs, cache_dir=tmp_path / "cache")
     assert store.hashed == 1
-    ref = store.find(ALG_SHA512, hashlib.sha512(b"A" * 5000).digest())
+    ref = store.find(SHA512.tcg_id, hashlib.sha512(b"A" * 5000).digest())
     assert ref.name == "a.bin" and ref.size == 5000
-    assert store.find(ALG_SHA256, hashlib.sha256(b"a" * 5000).digest()) is None
-    assert store.find(ALG_SHA256, hashlib.sha256(b"b" * 7000).digest()).name == os.path.join("sub", "b.bin")
+    assert store.find(SHA256.tcg_id, hashlib.sha256(b"a" * 5000).digest()) is None
+    assert store.find(SHA256.tcg_id, hashlib.sha256(b"b" * 7000).digest()).name == os.path.join("sub", "b.bin")
 
 
 def test_damaged_index_is_rebuilt(tmp_path):
     (tmp_path / "refs").mkdir()
     (tmp_path / "refs" / "a.bin").write_bytes(b"x")
-    store = refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache")
+    store = RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache")
     with open(store.index_path, "w") as f:
         f.write('{"version": 1, "root": "nonsense", "fil')
-    assert refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache").hashed == 1
+    assert RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache").hashed == 1
 
 
 KERNEL = b"kernel" * 100
@@ -47,8 +48,8 @@ def indexed_kernel(tmp_path):
     (tmp_path / "refs").mkdir()
     path = tmp_path / "refs" / "k.bin"
     path.write_bytes(KERNEL)
-    store = refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache")
-    return path, store, store.find(ALG_SHA256, hashlib.sha256(KERNEL).digest())
+    store = RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache")
+    return path, store, store.find(SHA256.tcg_id, hashlib.sha256(KERNEL).digest())
 
 
 def test_image_changed_after_indexing_is_refused(indexed_kernel):
@@ -70,26 +71,26 @@ def test_an_image_rewritten_with_its_old_size_and_mtime_is_still_caught(indexed_
     with pytest.raises(ReferenceImageError) as info:
         store.open(ref)
     assert info.value.code == "ref.changed"
-    again = refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache")
+    again = RefStore(tmp_path / "refs", cache_dir=tmp_path / "cache")
     assert again.hashed == 1, "the index noticed the change (ctime) and hashed the file again"
-    assert again.find(ALG_SHA256, hashlib.sha256(KERNEL).digest()) is None
+    assert again.find(SHA256.tcg_id, hashlib.sha256(KERNEL).digest()) is None
 
 
-KEY = (ALG_SHA256, hashlib.sha256(b"img").digest(), 0xAB0)
+KEY = (SHA256.tcg_id, hashlib.sha256(b"img").digest(), 0xAB0)
 CONTENTS = b"".join(hashlib.sha256(bytes([i])).digest() for i in range(5))
 
 
 def test_cache_round_trip(tmp_path):
-    cache = contentcache.ContentCache(tmp_path)
+    cache = ContentCache(tmp_path)
     assert cache.get(KEY, 5) is None
     cache.put(KEY, CONTENTS)
     assert bytes(cache.get(KEY, 5)) == CONTENTS
-    assert cache.get((ALG_SHA256, KEY[1], 0), 5) is None  # another offset is another entry
+    assert cache.get((SHA256.tcg_id, KEY[1], 0), 5) is None  # another offset is another entry
 
 
 @pytest.mark.parametrize("damage", ["flip-payload", "truncate", "empty", "garbage-header", "wrong-count"])
 def test_damaged_cache_file_is_dropped_not_trusted(tmp_path, damage):
-    cache = contentcache.ContentCache(tmp_path)
+    cache = ContentCache(tmp_path)
     cache.put(KEY, CONTENTS)
     path = cache._path(KEY)
     data = bytearray(open(path, "rb").read())
@@ -111,18 +112,18 @@ def test_indexing_in_several_processes_gives_the_same_index(tmp_path):
     (tmp_path / "refs" / "sub").mkdir(parents=True)
     for i in range(6):
         (tmp_path / "refs" / ("sub" if i % 2 else "") / f"img{i}").write_bytes(bytes([i]) * (1000 * (i + 1)))
-    one = refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "c1", jobs=1)
-    two = refstore.RefStore(tmp_path / "refs", cache_dir=tmp_path / "c2", jobs=2)
+    one = RefStore(tmp_path / "refs", cache_dir=tmp_path / "c1", jobs=1)
+    two = RefStore(tmp_path / "refs", cache_dir=tmp_path / "c2", jobs=2)
     assert one.hashed == two.hashed == 6
     assert open(one.index_path).read() == open(two.index_path).read()
 
 
 def test_step_memo_is_shared_between_processes_and_runs_and_checked(tmp_path):
-    from fastrim.stepmemo import StepMemo, step_key
+    from fastrim.store.steps import StepMemo, step_key
 
-    key = step_key(ALG_SHA256, bytes(64), 0x40000000, 4096, b"\x01" * 32)
-    assert key != step_key(ALG_SHA256, bytes(64), 0x40000000, 4096, None)  # measured vs unmeasured
-    assert key != step_key(ALG_SHA512, bytes(64), 0x40000000, 4096, b"\x01" * 32)
+    key = step_key(SHA256.tcg_id, bytes(64), 0x40000000, 4096, b"\x01" * 32)
+    assert key != step_key(SHA256.tcg_id, bytes(64), 0x40000000, 4096, None)  # measured vs unmeasured
+    assert key != step_key(SHA512.tcg_id, bytes(64), 0x40000000, 4096, b"\x01" * 32)
     reader, writer = StepMemo(str(tmp_path)), StepMemo(str(tmp_path))
     assert reader.get(key) is None
     writer.put(key, b"\x42" * 64)

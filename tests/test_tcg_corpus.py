@@ -5,7 +5,8 @@ import json
 import pytest
 
 from conftest import corpus_params
-from fastrim import errors, pcr, tcglog
+from fastrim import errors
+from fastrim.log import pcr, tcg
 
 NAMES = corpus_params("tcg/EXPECTED.json", lambda doc: sorted(doc["logs"]))
 
@@ -25,15 +26,15 @@ def test_corpus_log_gets_its_expected_outcome(impl, corpus, expected, name):
     data = (corpus / "tcg" / name).read_bytes()
     if want["expect"] == "reject":
         with pytest.raises(errors.LogFormatError) as info:
-            tcglog.parse(data, impl=impl)
+            tcg.parse(data, impl=impl)
         assert info.value.code.startswith("log.") and info.value.offset is not None
         return
     try:
-        log = tcglog.parse(data, impl=impl)
+        log = tcg.parse(data, impl=impl)
     except errors.LogFormatError:
         assert want["expect"] == "either"
         return
-    banks = pcr.replay(log)
+    banks = pcr.replay_pcrs(log)
     if want["expect"] == "either":
         return
     assert log.format == want["format"]
@@ -47,7 +48,7 @@ def test_all_55_good_logs_are_accepted(impl, corpus, expected):
     accepted = 0
     for name, want in expected.items():
         if want["expect"] == "ok":
-            tcglog.parse((corpus / "tcg" / name).read_bytes(), impl=impl)
+            tcg.parse((corpus / "tcg" / name).read_bytes(), impl=impl)
             accepted += 1
     assert accepted == 55
 
@@ -58,7 +59,7 @@ def test_backends_frame_corpus_identically(both, corpus, name):
     outcomes = []
     for impl in both:
         try:
-            framing = impl.frame(data, tcglog.DEFAULT_MAX_EVENT_SIZE)
+            framing = impl.frame(data, tcg.DEFAULT_MAX_EVENT_SIZE)
             outcomes.append((framing.format, framing.algs, framing.end, list(framing.events)))
         except errors.LogFormatError as exc:
             outcomes.append((type(exc), exc.code, exc.offset, str(exc)))
@@ -67,7 +68,7 @@ def test_backends_frame_corpus_identically(both, corpus, name):
 
 def test_truncated_log_reports_the_record_offset(impl, corpus):
     with pytest.raises(errors.LogFormatError) as info:
-        tcglog.parse((corpus / "tcg/synthetic/mut-truncated-mid-event.bin").read_bytes(), impl=impl)
+        tcg.parse((corpus / "tcg/synthetic/mut-truncated-mid-event.bin").read_bytes(), impl=impl)
     assert (info.value.code, info.value.offset) == ("log.truncated", 861)
 
 
@@ -83,13 +84,13 @@ def test_truncated_log_reports_the_record_offset(impl, corpus):
 )
 def test_malformed_corpus_logs_get_specific_codes(impl, corpus, name, code):
     with pytest.raises(errors.LogFormatError) as info:
-        tcglog.parse((corpus / "tcg" / name).read_bytes(), impl=impl)
+        tcg.parse((corpus / "tcg" / name).read_bytes(), impl=impl)
     assert info.value.code == code
 
 
 def test_padding_tails_end_the_log_where_the_log_ends(impl, corpus):
-    plain = pcr.replay(tcglog.parse((corpus / "tcg/tpm2-tools/event-sd-boot-fedora37.bin").read_bytes(), impl=impl))
+    plain = pcr.replay_pcrs(tcg.parse((corpus / "tcg/tpm2-tools/event-sd-boot-fedora37.bin").read_bytes(), impl=impl))
     for tail in ("mut-trailing-zeros.bin", "mut-trailing-ff.bin"):
-        log = tcglog.parse((corpus / "tcg/synthetic" / tail).read_bytes(), impl=impl)
+        log = tcg.parse((corpus / "tcg/synthetic" / tail).read_bytes(), impl=impl)
         assert log.end == 2611
-        assert pcr.replay(log) == plain
+        assert pcr.replay_pcrs(log) == plain

@@ -9,13 +9,17 @@ import sys
 
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from helpers import make_token, verify_path
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from fastrim import ear, refstore, synth, token, verify
-from helpers import make_token
+from fastrim.errors import TokenError
+from fastrim.evidence import token
+from fastrim.fleetgen import synth
+from fastrim.output import ear
+from fastrim.store.refs import RefStore
 
 GOOD = {  # token -> (platform key file, RIM hex), from cca-token/README.md section 3a
     "ccatoken_tf-rmm_cca_token.cbor": ("cca_platform.pub", "00" * 32),
@@ -62,7 +66,7 @@ def test_the_fvp_token_has_a_good_realm_but_an_unverifiable_platform(corpus):
 @pytest.mark.parametrize("name", ["ccatoken_go_testBadUnwrappedTokens.cbor", "tfmtools_cca_platform_token.cbor",
                                   "tfmtools_cca_example_platform_token.cbor"])
 def test_malformed_or_bare_platform_tokens_are_refused(corpus, name):
-    with pytest.raises(token.TokenError) as info:
+    with pytest.raises(TokenError) as info:
         token.verify_token((corpus / "cca-token/tokens" / name).read_bytes(), [corpus_key(corpus, "ec.p256.jwk")])
     assert info.value.code == "token.malformed"
 
@@ -87,10 +91,10 @@ def realm(tmp_path, impl):
     refs_dir = tmp_path / "refs"
     refs_dir.mkdir()
     (refs_dir / "kernel.bin").write_bytes(KERNEL)
-    refs = refstore.RefStore(refs_dir, cache_dir=tmp_path / "cache")
+    refs = RefStore(refs_dir, cache_dir=tmp_path / "cache")
     log = tmp_path / "vm.log"
     log.write_bytes(synth.write_log(SPEC))
-    rim = verify.verify(str(log), refs, impl=impl).rim
+    rim = verify_path(str(log), refs, impl=impl).rim
     return tmp_path, refs, log, rim
 
 
@@ -116,17 +120,17 @@ def test_verify_with_a_token(realm, keys, impl, case):
     path = tmp_path / "vm.token"
     path.write_bytes(data)
     trust = [token.load_platform_key(keys[3])]
-    explicit = verify.verify(str(log), refs, token_path=str(path), platform_keys=trust, impl=impl)
+    explicit = verify_path(str(log), refs, token_path=str(path), platform_keys=trust, impl=impl)
     assert (explicit.status, explicit.error_code) == want
     assert explicit.rim == rim  # the replay is reported whatever the token says
-    sidecar = verify.verify(str(log), refs, platform_keys=trust, impl=impl)
+    sidecar = verify_path(str(log), refs, platform_keys=trust, impl=impl)
     assert (sidecar.status, sidecar.error_code, sidecar.rim_source) == (*want, "token-sidecar")
 
 
 def test_without_a_trust_anchor_a_good_token_never_passes(realm, keys, impl):
     tmp_path, refs, log, rim = realm
     (tmp_path / "vm.token").write_bytes(make_token(rim, keys[0], keys[1]))
-    verdict = verify.verify(str(log), refs, impl=impl)
+    verdict = verify_path(str(log), refs, impl=impl)
     assert (verdict.status, verdict.error_code) == ("fail", "token.untrusted_platform")
 
 
@@ -134,11 +138,11 @@ def test_precedence_explicit_then_token_then_rim_sidecar(realm, keys, impl):
     tmp_path, refs, log, rim = realm
     trust = [token.load_platform_key(keys[3])]
     (tmp_path / "vm.rim").write_text("00" * 32)
-    assert verify.verify(str(log), refs, platform_keys=trust, impl=impl).rim_source == "sidecar"
+    assert verify_path(str(log), refs, platform_keys=trust, impl=impl).rim_source == "sidecar"
     (tmp_path / "vm.token").write_bytes(make_token(rim, keys[0], keys[1]))
-    by_token = verify.verify(str(log), refs, platform_keys=trust, impl=impl)
+    by_token = verify_path(str(log), refs, platform_keys=trust, impl=impl)
     assert (by_token.status, by_token.rim_source) == ("pass", "token-sidecar")
-    given = verify.verify(str(log), refs, b"\x07" * 32, platform_keys=trust, impl=impl)
+    given = verify_path(str(log), refs, b"\x07" * 32, platform_keys=trust, impl=impl)
     assert (given.status, given.rim_source) == ("fail", "given")
 
 
@@ -150,7 +154,7 @@ def test_batch_with_token_sidecars_and_ear_export(tmp_path, keys, backend):
     (refs_dir / "kernel.bin").write_bytes(KERNEL)
     log_bytes = synth.write_log(SPEC)
     (tmp_path / "probe.log").write_bytes(log_bytes)
-    rim = verify.verify(str(tmp_path / "probe.log"), refstore.RefStore(refs_dir, cache_dir=tmp_path / "c")).rim
+    rim = verify_path(str(tmp_path / "probe.log"), RefStore(refs_dir, cache_dir=tmp_path / "c")).rim
     cases = verdict_cases(keys, rim)
     for case, (data, _) in cases.items():
         (logs / f"{case}.log").write_bytes(log_bytes)
@@ -200,7 +204,7 @@ def test_mutated_tokens_decode_or_are_refused_never_crash(keys, flips, cut, tag,
     data = bytes(data[: len(data) - cut])
     try:
         result = token.verify_token(data, [token.load_platform_key(pem)])
-    except token.TokenError as exc:
+    except TokenError as exc:
         assert exc.code.startswith("token.")
     else:
         assert isinstance(result.rim, bytes) and (result.trusted or result.failures)

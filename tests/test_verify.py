@@ -6,12 +6,16 @@ import os
 import struct
 
 import pytest
+from helpers import replay_spec, verify_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastrim import cca, contentcache, refstore, replay, synth, tcglog, verify
 from fastrim.errors import LogFormatError
-from helpers import replay_spec
+from fastrim.evidence import expected
+from fastrim.fleetgen import synth
+from fastrim.log import cca, tcg
+from fastrim.rim import replay
+from fastrim.store.refs import RefStore
 
 KERNEL = bytes(range(256)) * 40 + b"tail"
 INITRD = os.urandom(3 * 4096 + 100)
@@ -34,10 +38,10 @@ def fleet(tmp_path, impl):
     refs_dir.mkdir()
     for image in SPEC.images:
         (refs_dir / f"{image.description.lower()}.img").write_bytes(image.data)
-    refs = refstore.RefStore(refs_dir, cache_dir=tmp_path / "cache")
+    refs = RefStore(refs_dir, cache_dir=tmp_path / "cache")
     good = tmp_path / "good.log"
     good.write_bytes(synth.write_log(SPEC))
-    rim = verify.verify(str(good), refs, impl=impl).rim
+    rim = verify_path(str(good), refs, impl=impl).rim
     return tmp_path, refs, rim
 
 
@@ -45,8 +49,7 @@ def _verify(fleet, impl, log_bytes, spec_name="x.log", expected=True):
     tmp_path, refs, rim = fleet
     path = tmp_path / spec_name
     path.write_bytes(log_bytes)
-    return verify.verify(str(path), refs, rim if expected else None, impl=impl,
-                         cache=contentcache.ContentCache(str(tmp_path / "cache")))
+    return verify_path(str(path), refs, rim if expected else None, impl=impl, cache_dir=tmp_path / "cache")
 
 
 def test_faithful_log_passes(fleet, impl):
@@ -94,7 +97,7 @@ def test_a_changed_image_byte_is_an_unknown_image(fleet, impl):
 
 
 def _without_event(raw, predicate):
-    log = tcglog.parse(raw)
+    log = tcg.parse(raw)
     event = next(e for e in log.framing.events if predicate(e))
     end = event.data_offset + event.data_size
     return (raw[: event.offset] + raw[end:]).ljust(len(raw), b"\0")
@@ -103,7 +106,7 @@ def _without_event(raw, predicate):
 @pytest.mark.parametrize("which", ["REC_CREATE", "INIT_RIPAS", "DTB"])
 def test_a_missing_event_fails(fleet, impl, which):
     raw = synth.write_log(SPEC)
-    decoded = cca.decode(tcglog.parse(raw))
+    decoded = cca.decode(tcg.parse(raw))
     offset = next(s.offset for s in decoded.steps
                   if type(s.record).__name__ == {"REC_CREATE": "RecCreate", "INIT_RIPAS": "InitRipas"}.get(which)
                   or getattr(s.record, "description", None) == which)
@@ -114,17 +117,17 @@ def test_a_missing_event_fails(fleet, impl, which):
 def test_wrong_length_expected_rim_fails(fleet, impl):
     tmp_path, refs, rim = fleet
     (tmp_path / "x.log").write_bytes(synth.write_log(SPEC))
-    verdict = verify.verify(str(tmp_path / "x.log"), refs, rim + bytes(32), impl=impl)
+    verdict = verify_path(str(tmp_path / "x.log"), refs, rim + bytes(32), impl=impl)
     assert (verdict.status, verdict.error_code) == ("fail", "rim.mismatch")
 
 
 def test_sidecar_rim_is_read(fleet, tmp_path):
     (tmp_path / "a.log").write_bytes(b"")
-    assert verify.sidecar_rim(str(tmp_path / "a.log")) is None
+    assert expected.sidecar_rim(str(tmp_path / "a.log")) is None
     (tmp_path / "a.rim").write_text(fleet[2].hex() + "\n")  # X.rim beside X.log, as design.md says
-    assert verify.sidecar_rim(str(tmp_path / "a.log")) == fleet[2]
-    assert verify.sidecar_path("dir/b.bin", ".rim") == "dir/b.rim"
-    assert verify.sidecar_path("dir/c.evlog", ".rim") == "dir/c.evlog.rim"
+    assert expected.sidecar_rim(str(tmp_path / "a.log")) == fleet[2]
+    assert expected.sidecar_path("dir/b.bin", ".rim") == "dir/b.rim"
+    assert expected.sidecar_path("dir/c.evlog", ".rim") == "dir/c.evlog.rim"
 
 
 def test_the_sidecar_is_read_by_verify_and_an_explicit_rim_beats_it(fleet, impl):
@@ -132,12 +135,12 @@ def test_the_sidecar_is_read_by_verify_and_an_explicit_rim_beats_it(fleet, impl)
     log = tmp_path / "s.log"
     log.write_bytes(synth.write_log(SPEC))
     (tmp_path / "s.rim").write_text("00" * 32)
-    from_sidecar = verify.verify(str(log), refs, impl=impl)
+    from_sidecar = verify_path(str(log), refs, impl=impl)
     assert (from_sidecar.status, from_sidecar.rim_source, from_sidecar.expected_rim) == ("fail", "sidecar", bytes(32))
-    given = verify.verify(str(log), refs, rim, impl=impl)
+    given = verify_path(str(log), refs, rim, impl=impl)
     assert (given.status, given.rim_source) == ("pass", "given")
     (tmp_path / "s.rim").write_text("not hex")
-    broken = verify.verify(str(log), refs, impl=impl)
+    broken = verify_path(str(log), refs, impl=impl)
     assert (broken.status, broken.error_code, broken.rim) == ("error", "input.bad_rim", rim)
 
 
@@ -157,7 +160,7 @@ def test_the_sidecar_is_read_by_verify_and_an_explicit_rim_beats_it(fleet, impl)
 def test_impossible_logs_are_errors(fleet, impl, spec, code):
     if spec.hash_algo == 2:
         raw = bytearray(synth.write_log(SPEC))
-        realm = next(s for s in cca.decode(tcglog.parse(bytes(raw))).steps if isinstance(s.record, cca.RealmCreate))
+        realm = next(s for s in cca.decode(tcg.parse(bytes(raw))).steps if isinstance(s.record, cca.RealmCreate))
         raw[realm.offset + 16 + 8 + 13] = 2  # record header, tag header, then hash_algo at +13
         raw = bytes(raw)
     else:
@@ -173,7 +176,7 @@ def _tag_event(tag_id, payload):
 
 def _with_events_after_header(extra, spec=SPEC):
     raw = synth.write_log(spec)
-    header = tcglog.parse(raw).framing.events[1].offset
+    header = tcg.parse(raw).framing.events[1].offset
     return (raw[:header] + extra + raw[header:])[: len(raw)]
 
 
@@ -190,17 +193,17 @@ def _with_events_after_header(extra, spec=SPEC):
 )
 def test_misordered_or_short_events_are_log_errors(impl, extra, code):
     with pytest.raises(LogFormatError) as info:
-        cca.decode(tcglog.parse(_with_events_after_header(extra), impl=impl))
+        cca.decode(tcg.parse(_with_events_after_header(extra), impl=impl))
     assert info.value.code == code and info.value.offset is not None
 
 
 def test_second_realm_create_is_an_error(impl):
     realm = struct.pack("<QBBBBBB2x", 0, 41, 0, 5, 3, 0, 0)
     raw = synth.write_log(SPEC)
-    end = tcglog.parse(raw).framing.events[-1]
+    end = tcg.parse(raw).framing.events[-1]
     log = (raw[: end.data_offset + end.data_size] + _tag_event(1, realm)).ljust(len(raw), b"\0")
     with pytest.raises(LogFormatError) as info:
-        cca.decode(tcglog.parse(log, impl=impl))
+        cca.decode(tcg.parse(log, impl=impl))
     assert info.value.code == "log.duplicate_realm_create"
 
 

@@ -1,0 +1,160 @@
+/* The RIM's RMI_DATA_CREATE loop: every granule of an image measured into
+ * the rolling RIM (rim-spec.md section 3; twin: rim_data and rim_chain in
+ * fastrim/backend/fallback.py), and the choice of granule hashing kernel. */
+
+#include <string.h>
+
+#include "fastrim.h"
+#include "hash.h"
+#include "lanes.h"
+#include "tcg.h"
+
+#define GRANULE 4096
+/* The RIM extension descriptor of a DATA step (desc_type 0). */
+#define DESC_SIZE 0x100
+#define DESC_LEN_AT 0x08
+#define DESC_RIM_AT 0x10
+#define DATA_IPA_AT 0x50
+#define DATA_FLAGS_AT 0x58
+#define DATA_CONTENT_AT 0x60
+#define DATA_MEASURED 1
+
+/* The descriptor, kept across granules: the RIM field is where each step's
+ * hash lands, so only ipa, flags and content change between steps. */
+typedef struct {
+    uint16_t alg;
+    uint32_t dlen;
+    int sha_ni; /* the SHA-256 descriptor hash runs on the SHA extensions */
+    uint8_t desc[DESC_SIZE];
+} data_chain;
+
+static void chain_start(data_chain *c, uint16_t alg, const uint8_t *rim)
+{
+    c->alg = alg;
+    c->dlen = fr_rim_digest_size(alg);
+    c->sha_ni = alg == ALG_SHA256 && fr_hash_kernel(ALG_SHA256) == FR_KERNEL_MULTILANE;
+    memset(c->desc, 0, DESC_SIZE);
+    wr64(c->desc + DESC_LEN_AT, DESC_SIZE);
+    memcpy(c->desc + DESC_RIM_AT, rim, MEASUREMENT_SIZE);
+}
+
+/* content NULL: the granule is created unmeasured (flags 0, content zero). */
+static int chain_step(data_chain *c, uint64_t ipa, const uint8_t *content)
+{
+    wr64(c->desc + DATA_IPA_AT, ipa);
+    wr64(c->desc + DATA_FLAGS_AT, content ? DATA_MEASURED : 0);
+    if (content)
+        memcpy(c->desc + DATA_CONTENT_AT, content, c->dlen);
+    else
+        memset(c->desc + DATA_CONTENT_AT, 0, c->dlen);
+    uint8_t next[MEASUREMENT_SIZE] = {0}; /* a measurement is the digest padded to 64 bytes */
+    if (c->sha_ni)
+        fr_lanes_sha256_256(c->desc, next); /* no OpenSSL call overhead for 5 blocks */
+    else if (fr_rim_hash(c->alg, c->desc, DESC_SIZE, next))
+        return -1;
+    memcpy(c->desc + DESC_RIM_AT, next, MEASUREMENT_SIZE);
+    return 0;
+}
+
+static void chain_end(const data_chain *c, uint8_t *rim) { memcpy(rim, c->desc + DESC_RIM_AT, MEASUREMENT_SIZE); }
+
+/* ---- granule content hashing: OpenSSL one at a time, or lanes ---- */
+
+static int kernel = FR_KERNEL_OPENSSL;
+/* What the CPU runs, read once: cpuid can trap to the hypervisor in a VM. */
+static int lanes256_ok = -1, lanes512_ok = -1;
+
+int fr_set_hash_kernel(int requested)
+{
+    if (lanes256_ok < 0) {
+        lanes256_ok = fr_lanes_sha256_supported();
+        lanes512_ok = fr_lanes_sha512_supported();
+    }
+    int multilane_ok = lanes256_ok || lanes512_ok;
+    if (requested == FR_KERNEL_AUTO)
+        requested = multilane_ok ? FR_KERNEL_MULTILANE : FR_KERNEL_OPENSSL;
+    if (requested == FR_KERNEL_MULTILANE && !multilane_ok)
+        return -1;
+    if (requested != FR_KERNEL_OPENSSL && requested != FR_KERNEL_MULTILANE)
+        return -1;
+    kernel = requested;
+    return kernel;
+}
+
+int fr_hash_kernel(uint16_t alg)
+{
+    if (kernel != FR_KERNEL_MULTILANE) return FR_KERNEL_OPENSSL;
+    return (alg == ALG_SHA256 ? lanes256_ok : lanes512_ok) ? FR_KERNEL_MULTILANE : FR_KERNEL_OPENSSL;
+}
+
+static int hash_granules(uint16_t alg, const uint8_t *const *src, size_t n, uint8_t *out)
+{
+    if (fr_hash_kernel(alg) == FR_KERNEL_MULTILANE) {
+        if (alg == ALG_SHA256)
+            fr_lanes_sha256_granules(src, n, out);
+        else
+            fr_lanes_sha512_granules(src, n, out);
+        return 0;
+    }
+    uint32_t dlen = fr_rim_digest_size(alg);
+    for (size_t i = 0; i < n; i++)
+        if (fr_rim_hash(alg, src[i], GRANULE, out + i * dlen)) return -1;
+    return 0;
+}
+
+/* Granules hashed per batch: their content hashes are computed together
+ * (lanes), then chained in order. */
+#define BATCH 64
+
+int64_t fr_rim_data(uint16_t alg, uint8_t *rim, const uint8_t *img,
+                    uint64_t img_len, uint64_t base, uint8_t *contents_out)
+{
+    if (!fr_rim_digest_size(alg)) return FR_RIM_BAD_ALG;
+    data_chain chain;
+    chain_start(&chain, alg, rim);
+    uint32_t dlen = chain.dlen;
+    uint64_t first = base & ~(uint64_t)(GRANULE - 1);
+    uint64_t head = base - first;
+    uint64_t n = (head + img_len + GRANULE - 1) / GRANULE;
+    /* Bytes of a granule outside the image are zero: only the first and the
+     * last granule need a padded copy, the others are hashed in place. */
+    uint8_t pages[2][GRANULE];
+    const uint8_t *src[BATCH];
+    uint8_t contents[BATCH * MAX_DIGEST];
+    for (uint64_t g0 = 0; g0 < n; g0 += BATCH) {
+        size_t m = n - g0 < BATCH ? (size_t)(n - g0) : BATCH;
+        for (size_t i = 0; i < m; i++) {
+            uint64_t start = (g0 + i) * GRANULE; /* offset of the granule from `first` */
+            if (start >= head && start - head + GRANULE <= img_len) {
+                src[i] = img + (start - head);
+                continue;
+            }
+            uint8_t *page = pages[g0 + i == 0 ? 0 : 1];
+            uint64_t lo = start < head ? head - start : 0;
+            uint64_t from = start + lo - head;
+            uint64_t take = img_len - from < GRANULE - lo ? img_len - from : GRANULE - lo;
+            memset(page, 0, GRANULE);
+            memcpy(page + lo, img + from, take);
+            src[i] = page;
+        }
+        if (hash_granules(alg, src, m, contents)) return FR_RIM_CRYPTO_FAILED;
+        if (contents_out) memcpy(contents_out + g0 * dlen, contents, m * dlen);
+        for (size_t i = 0; i < m; i++)
+            if (chain_step(&chain, first + (g0 + i) * GRANULE, contents + i * dlen)) return FR_RIM_CRYPTO_FAILED;
+    }
+    chain_end(&chain, rim);
+    return (int64_t)n;
+}
+
+int64_t fr_rim_chain(uint16_t alg, uint8_t *rim, uint64_t ipa0, uint64_t n,
+                     const uint8_t *contents)
+{
+    if (!fr_rim_digest_size(alg)) return FR_RIM_BAD_ALG;
+    data_chain chain;
+    chain_start(&chain, alg, rim);
+    for (uint64_t g = 0; g < n; g++)
+        if (chain_step(&chain, ipa0 + g * GRANULE, contents ? contents + g * chain.dlen : NULL))
+            return FR_RIM_CRYPTO_FAILED;
+    chain_end(&chain, rim);
+    return (int64_t)n;
+}

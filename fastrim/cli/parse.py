@@ -1,0 +1,62 @@
+"""fastrim parse: the events of a log, one per line."""
+
+import dataclasses
+import json
+
+from ..algorithms import tcg_name
+from ..errors import LogFormatError
+from ..log import cca, tcg
+from ..output.rows import jsonable
+from ..store.files import map_file
+from .common import EXIT_OK, add_log_argument
+
+
+def add_parser(sub):
+    p = sub.add_parser("parse", help="list the events of a log",
+                       description="List every event of a TCG2 log (crypto-agile or SHA1-legacy).")
+    add_log_argument(p)
+    p.add_argument("--json", action="store_true", help="JSON lines, one event each")
+    p.set_defaults(parser=p, run=run)
+
+
+def _record_dict(record):
+    fields = {f.name: jsonable(getattr(record, f.name)) for f in dataclasses.fields(record)}
+    return {"kind": type(record).__name__, **fields}
+
+
+def _event_dict(log, event):
+    out = {
+        "index": event.index,
+        "offset": event.offset,
+        "pcr": event.pcr,
+        "type": event.type,
+        "type_name": event.type_name,
+        "digests": {tcg_name(alg): d.hex() for alg, d in event.digests.items()},
+        "data_size": len(event.data),
+        "data": event.data.hex(),
+    }
+    if event.index == 0 and log.format == "crypto-agile":
+        out["decoded"] = {"kind": "SpecIdEvent03", "algorithms": log.bank_names}
+    else:
+        try:
+            record = cca.decode_event(event, log.algs[0][0])
+        except LogFormatError as exc:
+            out["decode_error"] = str(exc)
+            record = None
+        if record is not None:
+            out["decoded"] = _record_dict(record)
+    return out
+
+
+def run(args):
+    log = tcg.parse(map_file(args.log), max_event_size=args.max_event_size)
+    for event in log.events:
+        item = _event_dict(log, event)
+        if args.json:
+            print(json.dumps(item))
+        else:
+            digests = " ".join(f"{k}:{v}" for k, v in item["digests"].items())
+            decoded = item.get("decoded")
+            note = f" {decoded}" if decoded else ""
+            print(f"{event.offset:>8} pcr={event.pcr:<3} {event.type_name:<32} size={len(event.data)} {digests}{note}")
+    return EXIT_OK

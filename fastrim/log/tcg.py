@@ -1,0 +1,78 @@
+"""Parse stage: a TCG2 event log (crypto-agile or SHA1-legacy) framed into
+events by the live backend, with each event's digests and data."""
+
+from functools import cached_property
+from typing import NamedTuple
+
+from ..algorithms import tcg_name
+from ..backend import select
+from ..errors import check_int
+from ..tcgdefs import event_type_name
+
+# Real events are far smaller; a larger eventSize is refused by default.
+DEFAULT_MAX_EVENT_SIZE = 1 << 20
+MAX_EVENT_SIZE_LIMIT = 0xFFFFFFFF  # eventSize is a 32-bit field
+
+
+class Event(NamedTuple):  # a tuple: built for every event of every log, it must be cheap
+    index: int
+    offset: int
+    pcr: int
+    type: int
+    digests: dict  # algId -> digest bytes, in log order
+    data: bytes
+
+    @property
+    def type_name(self):
+        return event_type_name(self.type)
+
+
+class EventLog:
+    """A framed log. The buffer is read in place; events are built on first use."""
+
+    def __init__(self, buf, framing, impl):
+        self.buf = buf
+        self.framing = framing
+        self.impl = impl
+
+    @property
+    def format(self):
+        return self.framing.format
+
+    @property
+    def algs(self):
+        return self.framing.algs
+
+    @property
+    def bank_names(self):
+        return [tcg_name(alg) for alg, _ in self.framing.algs]
+
+    @property
+    def end(self):
+        return self.framing.end
+
+    def __len__(self):
+        return len(self.framing.events)
+
+    @cached_property
+    def events(self):
+        view = memoryview(self.buf)
+        return [
+            Event(
+                index,
+                raw.offset,
+                raw.pcr,
+                raw.type,
+                {d.alg: bytes(view[d.offset : d.offset + d.size]) for d in raw.digests},
+                bytes(view[raw.data_offset : raw.data_offset + raw.data_size]),
+            )
+            for index, raw in enumerate(self.framing.events)
+        ]
+
+
+def parse(buf, *, max_event_size=DEFAULT_MAX_EVENT_SIZE, impl=None):
+    """Frame buf into an EventLog. Raises LogFormatError for a malformed log,
+    OptionError for a max_event_size outside [1, 2**32 - 1]."""
+    check_int("max_event_size", max_event_size, 1, MAX_EVENT_SIZE_LIMIT)
+    impl = impl or select.active
+    return EventLog(buf, impl.frame(buf, max_event_size), impl)

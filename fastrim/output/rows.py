@@ -1,0 +1,135 @@
+"""The result row: one per log, always, built from a Verdict; the one
+definition of its columns and their Arrow types. Output formats read rows;
+nothing here reads them back."""
+
+import json
+
+from ..evidence import claims
+from ..log.cca import REALM_PARAMS
+from ..verifier import ERROR, Verdict
+
+# The realm parameters as columns: hash_algo is a column of its own, by name.
+REALM_COLUMNS = tuple((name, code) for name, code in REALM_PARAMS if name != "hash_algo")
+
+
+def row(verdict):
+    """The result row of a Verdict: flat fields, digests as bytes."""
+    vmm, realm = verdict.vm_version, verdict.realm
+    return {
+        "log": verdict.log,
+        "status": verdict.status,
+        "error_code": verdict.error_code,
+        "detail": verdict.detail,
+        "hash_algo": verdict.hash_algo,
+        "rim": verdict.rim,
+        "expected_rim": verdict.expected_rim,
+        "rim_source": verdict.rim_source,
+        "vmm_name": vmm.name if vmm else None,
+        "vmm_version": vmm.version if vmm else None,
+        "ram_size": vmm.ram_size if vmm else None,
+        "num_cpus": vmm.num_cpus if vmm else None,
+        **{name: getattr(realm, name) if realm else None for name, _ in REALM_COLUMNS},
+        "images": [
+            {
+                "description": image.description,
+                "base": image.base,
+                "size": image.size,
+                "digest": image.digest,
+                "reference": ref.name if ref is not None else None,
+            }
+            for image, ref in verdict.images
+        ],
+        "events": verdict.events,
+        "granules": verdict.granules,
+        "bytes_hashed": verdict.bytes_hashed,
+        "cache_hits": verdict.cache_hits,
+        "memo_hits": verdict.memo_hits,
+        "reused": verdict.reused,
+        **_token_columns(verdict.token),
+        "elapsed_ms": round(verdict.elapsed_ms, 3),
+        "backend": verdict.backend,
+    }
+
+
+def _token_columns(result):
+    """What an auditor wants of the token: the checks and the realm claims."""
+    realm = result.realm_claims if result is not None else {}
+    return {
+        "token_realm_signature": result.realm_signature if result else None,
+        "token_platform_signature": result.platform_signature if result else None,
+        "token_binding": result.binding if result else None,
+        "token_platform_key": result.platform_key if result else None,
+        "realm_profile": realm.get(claims.CLAIM_PROFILE),
+        "realm_challenge": realm.get(claims.CLAIM_CHALLENGE),
+        "realm_rpv": realm.get(claims.CLAIM_RPV),
+        "realm_rems": list(realm[claims.CLAIM_REMS]) if claims.CLAIM_REMS in realm else None,
+        "realm_hash_algo": realm.get(claims.CLAIM_HASH_ALGO),
+    }
+
+
+def internal_row(name, code, detail, backend):
+    """The row of a log that no verdict could be had for (a worker crashed)."""
+    return row(Verdict(name, ERROR, error_code=code, detail=detail, backend=backend))
+
+
+def arrow_schema(metadata=None):
+    """The rows' Arrow schema (pyarrow loads here, only for the commands that write Parquet)."""
+    import pyarrow as pa
+
+    text = pa.dictionary(pa.int32(), pa.string())  # low-cardinality strings
+    ints = {"Q": pa.uint64(), "B": pa.uint8()}
+    schema = pa.schema([
+        pa.field("log", pa.string(), nullable=False),
+        pa.field("status", text, nullable=False),
+        ("error_code", text),
+        ("detail", pa.string()),
+        ("hash_algo", text),
+        ("rim", pa.binary()),
+        ("expected_rim", pa.binary()),
+        ("rim_source", text),
+        ("vmm_name", text),
+        ("vmm_version", text),
+        ("ram_size", pa.uint64()),
+        ("num_cpus", pa.uint32()),
+        *((name, ints[code]) for name, code in REALM_COLUMNS),
+        ("images", pa.list_(pa.struct([
+            ("description", pa.string()),
+            ("base", pa.uint64()),
+            ("size", pa.uint64()),
+            ("digest", pa.binary()),
+            ("reference", pa.string()),
+        ]))),
+        ("events", pa.uint32()),
+        ("granules", pa.uint64()),
+        ("bytes_hashed", pa.uint64()),
+        ("cache_hits", pa.uint32()),
+        ("memo_hits", pa.uint32()),
+        ("reused", pa.bool_()),
+        ("token_realm_signature", pa.bool_()),
+        ("token_platform_signature", pa.bool_()),
+        ("token_binding", pa.bool_()),
+        ("token_platform_key", pa.string()),
+        ("realm_profile", text),
+        ("realm_challenge", pa.binary()),
+        ("realm_rpv", pa.binary()),
+        ("realm_rems", pa.list_(pa.binary())),
+        ("realm_hash_algo", text),
+        ("elapsed_ms", pa.float64()),
+        ("backend", text),
+    ])
+    return schema.with_metadata(metadata) if metadata else schema
+
+
+def jsonable(value):
+    """value with bytes as lower-case hex, for JSON output."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def json_line(row):
+    return json.dumps(jsonable(row))

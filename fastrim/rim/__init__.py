@@ -1,0 +1,2 @@
+"""Rebuilding the Realm Initial Measurement from decoded CCA records, per
+RMM profile (replay.py)."""

@@ -1,0 +1,44 @@
+"""The local executor: the pipeline in worker processes on this machine.
+
+Workers share the on-disk content cache and step memo, so an image's
+granules are hashed once per run: a worker that needs an entry another
+worker is computing gives that log back and moves on, and waits for the
+entry only when the log comes round again. A worker that dies costs only
+the log it was on.
+"""
+
+import logging
+
+from ..backend import select
+from ..output.rows import internal_row
+from .pool import WorkerCrash, WorkerPool
+from .work import Deferred, task_runner
+
+log = logging.getLogger("fastrim.batch")
+
+
+class LocalExecutor:
+    """Map the pipeline over tasks in `jobs` worker processes."""
+
+    def __init__(self, jobs):
+        self.jobs = jobs
+
+    def map(self, settings, tasks):
+        """Yield the result row of every task (work.Task), in the order they finish."""
+        backend = settings.backend or select.active.NAME
+        with WorkerPool(self.jobs, task_runner, (settings,)) as pool:
+            for task in tasks:
+                pool.submit(task)
+            for task, outcome in pool.results():
+                if isinstance(outcome, Deferred):
+                    pool.submit(task.again(outcome.bytes_hashed))
+                    continue
+                if isinstance(outcome, WorkerCrash):
+                    log.warning("%s: %s; the batch goes on", task.log.name, outcome)
+                    outcome = internal_row(task.log.name, "internal.worker_crash",
+                                           f"{outcome} while verifying this log", backend)
+                elif not isinstance(outcome, dict):  # a WorkerError
+                    log.warning("%s: internal error: %s", task.log.name, outcome)
+                    outcome = internal_row(task.log.name, "internal.error", str(outcome), backend)
+                outcome["bytes_hashed"] += task.bytes_hashed
+                yield outcome

@@ -1,0 +1,52 @@
+"""What an executor's worker does: build its verification context once from
+the Settings it is sent, then turn each Task into a result row. Every
+executor (local pool, a cluster) shares this, so rows are the same
+wherever they were made."""
+
+import functools
+from dataclasses import dataclass
+from typing import Optional
+
+from ..evidence.expected import ExpectedSource
+from ..output import rows
+from ..verifier import Context, LogSource, verify
+
+
+@dataclass(frozen=True)
+class LogFile:
+    path: str
+    name: str  # as reported: relative to the LOGS directory given
+    size: int
+
+
+@dataclass(frozen=True)
+class Task:
+    log: LogFile
+    expected_rim: Optional[bytes] = None  # from --expected, else None: the worker reads the sidecars
+    wait: bool = False  # False: give the log back rather than wait for another worker
+    bytes_hashed: int = 0  # by earlier attempts that gave the log back
+
+    def again(self, bytes_hashed):
+        """This task, given back once: next time it waits for the entry it needs."""
+        return Task(self.log, self.expected_rim, True, self.bytes_hashed + bytes_hashed)
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A worker gave the log back: another worker is filling a cache entry it needs."""
+
+    bytes_hashed: int
+
+
+def task_runner(settings):
+    """The function a worker runs for each task, holding the context it builds here."""
+    return functools.partial(run_task, Context.from_settings(settings))
+
+
+def run_task(context, task):
+    """The result row of task, or Deferred when it should come back later."""
+    source = LogSource(task.log.path, name=task.log.name, expected=ExpectedSource(rim=task.expected_rim))
+    verdict = verify(context, source, defer_busy=not task.wait)
+    if verdict.busy:
+        return Deferred(verdict.bytes_hashed)
+    return rows.row(verdict)

@@ -1,0 +1,185 @@
+"""Reference stage: the verifier's own known-good images, found by the digest
+the log records (SHA-256 or SHA-512 of the whole file).
+
+The index of digests is kept under the cache directory and refreshed only for
+files whose stamp changed: size, mtime, ctime and inode. The ctime cannot be
+set back by touch or utime, so an image rewritten in place with its old size
+and mtime is still caught. An image whose file changed after it was indexed
+is hashed again before use.
+"""
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+
+from ..algorithms import RIM_ALGORITHMS, SHA256, SHA512
+from ..errors import FileError, ReferenceImageError
+from .files import map_file, write_atomic
+
+_INDEX_VERSION = 2
+_CHUNK = 1 << 20
+
+
+def default_cache_dir():
+    explicit = os.environ.get("FASTRIM_CACHE_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "fastrim")
+
+
+def _stamp(st):
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+@dataclass(frozen=True)
+class RefImage:
+    name: str  # path relative to the store's root
+    path: str
+    size: int
+    stamp: tuple  # (size, mtime_ns, ctime_ns, inode) when it was hashed
+    sha256: bytes
+    sha512: bytes
+
+
+def _hash_file(path):
+    """(SHA-256, SHA-512) of a file, or None when it cannot be read."""
+    sha256, sha512 = hashlib.sha256(), hashlib.sha512()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                sha256.update(chunk)
+                sha512.update(chunk)
+    except OSError:
+        return None
+    return sha256.digest(), sha512.digest()
+
+
+def _hash_files(paths, jobs):
+    if jobs <= 1 or len(paths) <= 1:
+        return [_hash_file(path) for path in paths]
+    import concurrent.futures  # here: a one-log verify should not pay for its import
+
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+        return list(pool.map(_hash_file, paths))
+
+
+class RefStore:
+    def __init__(self, root, cache_dir=None, jobs=1):
+        self.root = os.path.abspath(root)
+        if not os.path.isdir(self.root):
+            raise FileError(f"reference store {root} is not a directory", code="io.unreadable")
+        key = hashlib.sha256(self.root.encode()).hexdigest()[:32]
+        self.index_path = os.path.join(cache_dir or default_cache_dir(), "refs", key + ".json")
+        self.hashed = 0  # files hashed by the last refresh
+        self._images = {}
+        self._by_digest = {}
+        self.refresh(jobs)
+
+    def _load_index(self):
+        try:
+            with open(self.index_path) as f:
+                doc = json.load(f)
+            if doc.get("version") != _INDEX_VERSION or doc.get("root") != self.root:
+                return {}
+            return {name: tuple(entry) for name, entry in doc["files"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}  # a missing or damaged index is rebuilt, never trusted
+
+    def refresh(self, jobs=1):
+        """Walk the store; hash only new files and those whose stamp changed,
+        in `jobs` processes when there are several (largest first)."""
+        known = self._load_index()
+        images, stale = {}, []
+        for directory, dirs, files in os.walk(self.root):
+            dirs.sort()
+            for filename in sorted(files):
+                path = os.path.join(directory, filename)
+                name = os.path.relpath(path, self.root)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                entry = known.get(name)
+                if entry and len(entry) == 3 and tuple(entry[0]) == _stamp(st):
+                    images[name] = RefImage(name, path, st.st_size, _stamp(st),
+                                            bytes.fromhex(entry[1]), bytes.fromhex(entry[2]))
+                else:
+                    stale.append((name, path, st))
+        stale.sort(key=lambda item: -item[2].st_size)
+        self.hashed = 0
+        for (name, path, st), digests in zip(stale, _hash_files([path for _, path, _ in stale], jobs)):
+            if digests is not None:  # None: it vanished or cannot be read, and is left out
+                images[name] = RefImage(name, path, st.st_size, _stamp(st), *digests)
+                self.hashed += 1
+        images = dict(sorted(images.items()))
+        self._images = images
+        self._by_digest = {}
+        for image in images.values():
+            self._by_digest.setdefault((SHA256.tcg_id, image.sha256), image)
+            self._by_digest.setdefault((SHA512.tcg_id, image.sha512), image)
+        if self.hashed or set(known) != set(images):
+            self._save_index()
+
+    def _save_index(self):
+        doc = {
+            "version": _INDEX_VERSION,
+            "root": self.root,
+            "files": {
+                i.name: [list(i.stamp), i.sha256.hex(), i.sha512.hex()] for i in self._images.values()
+            },
+        }
+        try:
+            os.makedirs(os.path.dirname(self.index_path), exist_ok=True)
+            write_atomic(self.index_path, lambda f: f.write(json.dumps(doc).encode()))
+        except OSError:
+            pass  # an unwritable cache costs speed on the next run, not correctness
+
+    def __len__(self):
+        return len(self._images)
+
+    def find(self, alg, digest):
+        return self._by_digest.get((alg, bytes(digest)))
+
+    def open(self, ref):
+        """The image's bytes, mapped read-only; hashed again if its file
+        changed since it was indexed, and refused if it no longer matches."""
+        data = map_file(ref.path)
+        st = os.stat(ref.path)
+        if _stamp(st) != ref.stamp:
+            if (hashlib.sha256(data).digest(), len(data)) != (ref.sha256, ref.size):
+                raise ReferenceImageError(
+                    f"reference image {ref.name} changed after it was indexed", code="ref.changed"
+                )
+        return data
+
+
+_RIM_IDS = {a.tcg_id: a for a in RIM_ALGORITHMS}
+
+
+def _digest(alg, data):
+    return _RIM_IDS[alg].new(data).digest()
+
+
+class MemoryRefStore:
+    """Reference images held in memory ({name: bytes}), with RefStore's
+    find/open interface: for generators and benchmarks that already hold
+    them. Each algorithm's digests are computed when first asked for, by
+    digest(alg, data)."""
+
+    def __init__(self, images, digest=_digest):
+        self._data = dict(images)
+        self._digest = digest
+        self._by_digest = {}
+
+    def find(self, alg, digest):
+        if alg not in self._by_digest and alg in _RIM_IDS:
+            self._by_digest[alg] = {}
+            for name, data in self._data.items():
+                ref = RefImage(name, None, len(data), None, None, None)
+                self._by_digest[alg].setdefault(self._digest(alg, data), ref)
+        return self._by_digest.get(alg, {}).get(bytes(digest))
+
+    def open(self, ref):
+        return self._data[ref.name]

@@ -1,0 +1,227 @@
+"""The verification context and the one pipeline every command runs:
+parse the log -> decode its CCA events -> replay the RIM against the
+reference store -> compare with the attested value -> a Verdict.
+
+Every outcome is a Verdict, never an exception: pass, fail (rim.mismatch or
+a token check), error (the log, a reference image or an input could not be
+used), or unverified (no attested RIM; the computed RIM is still reported).
+"""
+
+import collections
+import hmac
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import xxhash
+
+from .backend import select
+from .errors import FastrimError, check_int
+from .evidence.expected import ExpectedSource, read_attested
+from .log import cca, tcg
+from .rim.replay import ReplayOptions, RimResult, replay_rim
+from .store import Caches
+from .store.files import map_file
+
+PASS, FAIL, ERROR, UNVERIFIED = "pass", "fail", "error", "unverified"
+STATUSES = (PASS, FAIL, ERROR, UNVERIFIED)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All a process needs to build its own Context, as plain data that
+    pickles: what a batch sends to its workers. refs is an indexed store
+    (store.refs.RefStore or MemoryRefStore); cache_dir None: no content
+    cache, an in-memory step memo; platform_keys: (name, bytes) of each
+    trust anchor's file, so that workers need not read them."""
+
+    refs: object = None
+    options: ReplayOptions = ReplayOptions()
+    cache_dir: Optional[str] = None
+    max_event_size: int = tcg.DEFAULT_MAX_EVENT_SIZE
+    backend: Optional[str] = None  # None: the live one
+    platform_keys: tuple = ()
+
+    def __post_init__(self):
+        check_int("max_event_size", self.max_event_size, 1, tcg.MAX_EVENT_SIZE_LIMIT)
+
+
+@dataclass
+class Context:
+    """What verifying a log needs, built once per process."""
+
+    refs: object = None
+    options: ReplayOptions = ReplayOptions()
+    caches: Caches = Caches()
+    impl: object = None  # a backend module; None: the live one
+    platform_keys: tuple = ()  # evidence.token.PlatformKey
+    max_event_size: int = tcg.DEFAULT_MAX_EVENT_SIZE
+    same_logs: object = None  # a SameLogMemo, or None
+
+    def __post_init__(self):
+        self.impl = self.impl or select.active
+        check_int("max_event_size", self.max_event_size, 1, tcg.MAX_EVENT_SIZE_LIMIT)
+
+    @classmethod
+    def from_settings(cls, settings):
+        keys = ()
+        if settings.platform_keys:
+            from .evidence import token  # cryptography loads only where trust anchors are configured
+
+            keys = tuple(token.parse_platform_key(name, raw) for name, raw in settings.platform_keys)
+        impl = select.load(settings.backend) if settings.backend else select.active
+        return cls(settings.refs, settings.options, Caches.open(settings.cache_dir), impl, keys,
+                   settings.max_event_size, SameLogMemo())
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """A log to verify: its path (or its bytes in data), the name it is
+    reported under (default: the path), and where its attested RIM is."""
+
+    path: Optional[str] = None
+    data: Optional[bytes] = None
+    name: Optional[str] = None
+    expected: ExpectedSource = ExpectedSource()
+
+
+@dataclass
+class Verdict:
+    log: str
+    status: str
+    error_code: str = None
+    detail: str = None
+    error: FastrimError = None  # the error behind an error verdict
+    hash_algo: str = None
+    rim: bytes = None
+    expected_rim: bytes = None
+    rim_source: str = None  # where expected_rim came from: given, token, token-sidecar or sidecar
+    vm_version: object = None  # log.cca.VmVersion
+    realm: object = None  # log.cca.RealmCreate
+    images: list = field(default_factory=list)  # (log.cca.ImageLoad, store.refs.RefImage or None)
+    steps: list = field(default_factory=list)  # (label, RIM after it)
+    events: int = 0
+    granules: int = 0
+    bytes_hashed: int = 0
+    cache_hits: int = 0
+    memo_hits: int = 0
+    reused: bool = False  # the outcome of a byte-identical log was reused
+    busy: bool = False  # gave way to another process filling a cache entry: no verdict yet
+    token: object = None  # evidence.token.TokenResult when the attested RIM came from a token
+    elapsed_ms: float = 0.0
+    backend: str = None
+
+
+@dataclass
+class LogOutcome:
+    """What a log's bytes replay to, apart from any attested value, so that a
+    byte-identical log can reuse it: the decoded facts and the replay, or the
+    error that stopped them."""
+
+    events: int = 0
+    vm_version: object = None
+    realm: object = None
+    result: RimResult = field(default_factory=RimResult)
+    error: FastrimError = None
+
+
+def replay_bytes(context, data, defer_busy=False):
+    """The LogOutcome of the log in data: parse, decode, replay."""
+    outcome = LogOutcome()
+    try:
+        log = tcg.parse(data, max_event_size=context.max_event_size, impl=context.impl)
+        outcome.events = len(log)
+        decoded = cca.decode(log)
+    except FastrimError as exc:
+        outcome.error = exc
+        return outcome
+    outcome.vm_version, outcome.realm = decoded.vm_version, decoded.realm
+    outcome.result = replay_rim(decoded, context.refs, options=context.options, caches=context.caches,
+                                impl=context.impl, defer_busy=defer_busy)
+    outcome.error = outcome.result.error
+    return outcome
+
+
+class SameLogMemo:
+    """Replay outcomes of the logs this process has seen, found again by their
+    bytes: fleets launch many realms from one configuration, and their logs
+    are byte for byte the same. An xxh3-128 digest only picks the candidate;
+    a full byte comparison decides, so a fast-hash collision cannot reuse a
+    wrong outcome. Valid for one reference store and one set of options.
+    Holds at most `capacity` logs of up to 1 MiB; the oldest go first."""
+
+    def __init__(self, capacity=1024):
+        self.capacity = capacity
+        self._entries = collections.OrderedDict()
+
+    def get(self, data):
+        entry = self._entries.get(xxhash.xxh3_128_digest(data))
+        return entry[1] if entry is not None and entry[0] == data else None
+
+    def put(self, data, outcome):
+        if isinstance(data, bytes) and len(data) <= 1 << 20:
+            self._entries[xxhash.xxh3_128_digest(data)] = (data, outcome)
+            if len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+
+def verify(context, source, defer_busy=False):
+    """The Verdict for one log (a LogSource) under context. With
+    defer_busy, a log whose replay would wait for another process filling
+    a cache entry comes back busy (with the work done so far) instead."""
+    started = time.perf_counter()
+    verdict = Verdict(source.name or source.path, ERROR, backend=context.impl.NAME)
+    try:
+        attested = read_attested(source.expected, source.path, context.platform_keys)
+        verdict.expected_rim, verdict.rim_source, verdict.token = attested.rim, attested.source, attested.token
+        data = source.data if source.data is not None else map_file(source.path)
+        outcome = context.same_logs.get(data) if context.same_logs is not None else None
+        if outcome is None:
+            outcome = replay_bytes(context, data, defer_busy)
+            if context.same_logs is not None and not outcome.result.busy:
+                context.same_logs.put(data, outcome)
+        else:
+            verdict.reused = True
+        _fill(verdict, outcome)
+        if not verdict.busy:
+            for error in (outcome.error, attested.error):  # a log error first, with the RIM when there is one
+                if error is not None:
+                    raise error
+            _compare(verdict)
+    except FastrimError as exc:
+        verdict.status, verdict.error_code, verdict.error = ERROR, exc.code, exc
+        where = f" (at byte offset {exc.offset})" if exc.offset is not None else ""
+        verdict.detail = f"{exc.args[0]}{where}"
+    verdict.elapsed_ms = (time.perf_counter() - started) * 1000
+    return verdict
+
+
+def _fill(verdict, outcome):
+    verdict.events, verdict.vm_version, verdict.realm = outcome.events, outcome.vm_version, outcome.realm
+    if outcome.realm is not None:
+        verdict.hash_algo = outcome.realm.hash_name
+    result = outcome.result
+    verdict.busy = result.busy
+    if outcome.error is None and not result.busy:
+        verdict.rim, verdict.images, verdict.granules, verdict.steps = (
+            result.rim, result.images, result.granules, result.steps)
+    if not verdict.reused:  # the work done for this log, even when it ended in an error; none when reused
+        verdict.bytes_hashed, verdict.cache_hits, verdict.memo_hits = (
+            result.bytes_hashed, result.cache_hits, result.memo_hits)
+
+
+def _compare(verdict):
+    expected, rim = verdict.expected_rim, verdict.rim
+    if verdict.token is not None and verdict.token.failures:
+        # The token's RIM is not to be believed; the first failed check says why.
+        verdict.status, (verdict.error_code, verdict.detail) = FAIL, verdict.token.failures[0]
+    elif expected is None:
+        verdict.status, verdict.detail = UNVERIFIED, "no expected RIM was given"
+    elif len(expected) != len(rim):
+        verdict.status, verdict.error_code = FAIL, "rim.mismatch"
+        verdict.detail = f"expected a {len(expected)}-byte RIM, the {verdict.hash_algo} replay gives {len(rim)} bytes"
+    elif hmac.compare_digest(expected, rim):
+        verdict.status = PASS
+    else:
+        verdict.status, verdict.error_code = FAIL, "rim.mismatch"
+        verdict.detail = "the replayed RIM differs from the attested one"
