@@ -2,8 +2,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import fastrim
 from fastrim import errors
+from fastrim.backend import contract
 
 
 def test_c_backend_is_live_unless_python_was_asked_for():
@@ -33,19 +36,39 @@ def test_unknown_backend_is_an_import_error():
     assert "ImportError: unknown fastrim backend 'rust'" in run.stderr
 
 
-def test_error_numbers_match_the_c_enum(both):
+def test_every_number_the_python_side_shares_with_c_is_the_c_enum(both):
     from fastrim._native import lib
 
-    names = {
-        "log.empty": lib.FR_ERR_EMPTY,
-        "log.truncated": lib.FR_ERR_TRUNCATED,
-        "log.event_too_large": lib.FR_ERR_EVENT_TOO_LARGE,
-        "log.too_many_digests": lib.FR_ERR_TOO_MANY_DIGESTS,
-        "log.unknown_alg": lib.FR_ERR_UNKNOWN_ALG,
-        "log.bad_spec_id": lib.FR_ERR_BAD_SPEC_ID,
-        "log.bad_pcr": lib.FR_ERR_BAD_PCR,
-    }
-    assert {code: kind for kind, (code, _) in errors.FRAMING_ERRORS.items()} == names
+    for fault in errors.FramingFault:
+        assert getattr(lib, f"FR_ERR_{fault.name}") == fault, fault
+    assert {name for name in dir(lib) if name.startswith("FR_ERR_")} == {f"FR_ERR_{f.name}" for f in errors.FramingFault}
+    for log_format in contract.LogFormat:
+        assert getattr(lib, f"FR_FORMAT_{log_format.name}") == log_format
+    # every framing fault that is a log error has a code and a sentence
+    assert set(errors.FRAMING_ERRORS) == set(errors.FramingFault) - {errors.FramingFault.CAPACITY}
+
+
+def test_the_c_core_exports_nothing_but_the_module():
+    from fastrim import _native
+
+    symbols = subprocess.run(["nm", "-D", "--defined-only", _native.__file__], capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert [s for s in symbols if s.startswith("fr_")] == []
+
+
+def test_both_backends_refuse_a_non_rim_algorithm_the_same_way(both):
+    for impl in both:
+        for call in (lambda: impl.rim_data(0x000C, bytes(64), b"x", 0, False),
+                     lambda: impl.rim_chain(0x0004, bytes(64), 0, 1, None)):
+            with pytest.raises(errors.InputError) as info:
+                call()
+            assert info.value.code == "input.unsupported_alg"
+    from fastrim._native import ffi, lib
+
+    rim = ffi.new("uint8_t[64]")
+    for alg in (0x0004, 0x000C, 0x0012, 0xFFFF):  # the C core refuses them by itself too
+        assert lib.fr_rim_chain(alg, rim, 0, 1, ffi.NULL) == lib.FR_RIM_BAD_ALG
+        assert lib.fr_rim_data(alg, rim, ffi.new("uint8_t[]", 1), 1, 0, ffi.NULL) == lib.FR_RIM_BAD_ALG
 
 
 def test_log_errors_are_value_errors_with_code_and_offset():
