@@ -11,7 +11,7 @@ import collections
 import hmac
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import xxhash
 
@@ -74,8 +74,7 @@ class Context:
                    settings.max_event_size, SameLogMemo())
 
 
-@dataclass(frozen=True)
-class LogSource:
+class LogSource(NamedTuple):
     """A log to verify: its path (or its bytes in data), the name it is
     reported under (default: the path), and where its attested RIM is."""
 

@@ -14,7 +14,6 @@ from .. import __version__
 from ..algorithms import RIM_ALGORITHMS
 from ..backend import select
 from ..errors import ResultsNotWritten
-from ..verifier import ERROR, FAIL, Settings
 from .common import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -75,7 +74,7 @@ def run_batch(roots, settings, executor, outputs, expected=None):
     def on_row(row):
         progress.advance()
         if outputs.jsonl:
-            from ..output.rows import json_line
+            from ..output.jsonl import json_line
 
             print(json_line(row), flush=True)
 
@@ -122,6 +121,8 @@ def _check_writable(parser, out):
 
 
 def exit_status(summary, rows):
+    from ..verifier import ERROR, FAIL
+
     if any((row["error_code"] or "").startswith("internal.") for row in rows):  # worker crashes included
         return EXIT_INTERNAL
     return EXIT_FAILED if summary.counts[FAIL] or summary.counts[ERROR] else EXIT_OK
@@ -131,6 +132,7 @@ def run(args):
     from ..evidence.expected import read_expected_file
     from ..run.local import LocalExecutor
     from ..store.refs import RefStore
+    from ..verifier import Settings
 
     if not args.out and not args.jsonl:
         args.parser.error("give --out FILE, --jsonl or both")

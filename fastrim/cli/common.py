@@ -9,8 +9,8 @@ import os
 from ..errors import FastrimError, ResultsNotWritten
 from ..log.tcg import DEFAULT_MAX_EVENT_SIZE, MAX_EVENT_SIZE_LIMIT
 from ..rim.replay import DEFAULT_MAX_MEASURED_BYTES, DEFAULT_MAX_RIPAS_BLOCKS, MAX_LIMIT, PROFILES, ReplayOptions
+from ..store import default_cache_dir
 from ..store.files import write_atomic
-from ..store.refs import default_cache_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 MAX_JOBS = 4 * (os.cpu_count() or 1)

@@ -5,7 +5,6 @@ import os
 import tempfile
 
 from ..rim.replay import ReplayOptions
-from ..verifier import Settings
 from .batch import Outputs, run_batch
 from .common import EXIT_FAILED, EXIT_OK, add_jobs_option, float_in, int_in
 
@@ -62,6 +61,7 @@ def run_demo(args):
     from ..fleetgen import fleet
     from ..run.local import LocalExecutor
     from ..store.refs import RefStore
+    from ..verifier import Settings
 
     with tempfile.TemporaryDirectory(prefix="fastrim-demo-") as work:
         print(f"Generating a synthetic fleet of {args.vms} realms (seed {args.seed}) ...")

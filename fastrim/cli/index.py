@@ -1,6 +1,6 @@
 """fastrim index: build or refresh the reference image index."""
 
-from ..store.refs import RefStore, default_cache_dir
+from ..store import default_cache_dir
 from .common import EXIT_OK, add_jobs_option
 
 
@@ -14,6 +14,8 @@ def add_parser(sub):
 
 
 def run(args):
+    from ..store.refs import RefStore
+
     store = RefStore(args.refs, cache_dir=args.cache_dir, jobs=args.jobs)
     print(f"{len(store)} reference images in {store.root}, {store.hashed} hashed now; index {store.index_path}")
     return EXIT_OK

@@ -1,12 +1,11 @@
 """fastrim parse: the events of a log, one per line."""
 
-import dataclasses
 import json
 
 from ..algorithms import tcg_name
 from ..errors import LogFormatError
 from ..log import cca, tcg
-from ..output.rows import jsonable
+from ..output.jsonl import jsonable
 from ..store.files import map_file
 from .common import EXIT_OK, add_log_argument
 
@@ -20,8 +19,7 @@ def add_parser(sub):
 
 
 def _record_dict(record):
-    fields = {f.name: jsonable(getattr(record, f.name)) for f in dataclasses.fields(record)}
-    return {"kind": type(record).__name__, **fields}
+    return {"kind": type(record).__name__, **jsonable(record._asdict())}
 
 
 def _event_dict(log, event):

@@ -2,11 +2,8 @@
 
 import json
 
-from ..evidence.expected import ExpectedSource
 from ..log import cca, pcr, tcg
 from ..store.files import map_file
-from ..store.refs import RefStore
-from ..verifier import Context, LogSource, Settings, verify
 from .common import EXIT_OK, add_log_argument, add_replay_options, replay_options
 
 
@@ -40,6 +37,10 @@ def run(args):
 
 def _rim(args, data):
     """The RIM part of the output, through the verification pipeline (with no attested value)."""
+    from ..evidence.expected import ExpectedSource
+    from ..store.refs import RefStore
+    from ..verifier import Context, LogSource, Settings, verify
+
     refs = RefStore(args.refs, cache_dir=args.cache_dir) if args.refs else None
     settings = Settings(refs, replay_options(args), None if args.no_cache else args.cache_dir, args.max_event_size)
     verdict = verify(Context.from_settings(settings),

@@ -3,9 +3,7 @@
 import argparse
 
 from ..errors import FastrimError
-from ..evidence.expected import ExpectedSource, parse_rim_hex
-from ..store.refs import RefStore
-from ..verifier import PASS, UNVERIFIED, Context, LogSource, Settings, verify
+from ..evidence.expected import parse_rim_hex
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -42,6 +40,10 @@ def add_parser(sub):
 
 
 def run(args):
+    from ..evidence.expected import ExpectedSource
+    from ..store.refs import RefStore
+    from ..verifier import PASS, UNVERIFIED, Context, LogSource, Settings, verify
+
     keys = platform_keys(args)
     refs = RefStore(args.refs, cache_dir=args.cache_dir)
     settings = Settings(refs, replay_options(args), None if args.no_cache else args.cache_dir,
@@ -49,13 +51,14 @@ def run(args):
     source = LogSource(args.log, expected=ExpectedSource(args.rim, args.token))
     verdict = verify(Context.from_settings(settings), source)
     if args.ear or args.json:
-        from ..output import rows
+        from ..output.jsonl import json_line
+        from ..output.rows import row as result_row
 
-        row = rows.row(verdict)
+        row = result_row(verdict)
         if args.ear:
             write_ear(args.ear, [row])
         if args.json:
-            print(rows.json_line(row))
+            print(json_line(row))
     if not args.json:
         line = f"{verdict.status}"
         if verdict.error_code:

@@ -3,11 +3,10 @@ explicitly (--rim, a row of --expected), a CCA token (--token, or the
 sidecar X.token, believed only once checked), or the sidecar X.rim holding
 hex. An explicit value beats a sidecar; a token beats a .rim file."""
 
-import csv
 import json
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from ..errors import FastrimError, FileError, InputError, TokenError
 from ..store.files import read_head
@@ -45,8 +44,7 @@ def sidecar_rim(log_path):
     return None if raw is None else parse_rim_hex(raw.decode("ascii", "replace"), path)
 
 
-@dataclass(frozen=True)
-class ExpectedSource:
+class ExpectedSource(NamedTuple):
     """Where to find a log's attested RIM: rim (bytes) given, else the token
     at token_path, else (with sidecars) X.token, else X.rim."""
 
@@ -102,6 +100,8 @@ def _read(expected, log_path, platform_keys, attested):
 def read_expected_file(path):
     """{log name: RIM bytes} from an --expected file: CSV with a header
     naming the columns log and rim, or JSON lines with those keys."""
+    import csv  # here: only batch runs read CSV
+
     try:
         with open(path, newline="") as f:
             text = f.read()

@@ -1,8 +1,11 @@
 """Decode stage: the QEMU Arm CCA events of a parsed log as typed records
-(rim-spec.md section 4), in log order, checked for what a real VMM writes."""
+(rim-spec.md section 4), in log order, checked for what a real VMM writes.
+
+The records are named tuples: built for every event of every log, they must
+be cheap, and so must this module's import for a one-log command."""
 
 import struct
-from dataclasses import dataclass, field, fields
+from typing import NamedTuple, Optional
 
 from ..algorithms import BY_RMM
 from ..errors import LogFormatError
@@ -17,8 +20,7 @@ _VM_VERSION_SIZE = 112
 _IMAGE_TYPES = (EV_POST_CODE2, EV_EFI_PLATFORM_FIRMWARE_BLOB2)
 
 
-@dataclass(frozen=True)
-class VmVersion:
+class VmVersion(NamedTuple):
     name: str
     version: str
     ram_size: int
@@ -26,23 +28,18 @@ class VmVersion:
     flags: int
 
 
-def _param(code):
-    return field(metadata={"struct": code})
-
-
-@dataclass(frozen=True)
-class RealmCreate:
-    """The realm parameters: the one definition of their names, order and
-    widths. QEMU logs them in this order packed as their struct codes; the
+class RealmCreate(NamedTuple):
+    """The realm parameters: the one definition of their names and order
+    (their widths follow in REALM_PARAMS). QEMU logs them in this order; the
     RMM measures parameter i at offset 8 * i of its parameter granule."""
 
-    flags: int = _param("Q")
-    s2sz: int = _param("B")
-    sve_vl: int = _param("B")
-    num_bps: int = _param("B")
-    num_wps: int = _param("B")
-    pmu_num_ctrs: int = _param("B")
-    hash_algo: int = _param("B")
+    flags: int
+    s2sz: int
+    sve_vl: int
+    num_bps: int
+    num_wps: int
+    pmu_num_ctrs: int
+    hash_algo: int
 
     @property
     def algorithm(self):
@@ -58,45 +55,41 @@ class RealmCreate:
         return self.algorithm.tcg_id
 
 
-REALM_PARAMS = tuple((f.name, f.metadata["struct"]) for f in fields(RealmCreate))
-# QEMU pads its struct to 16 bytes.
+# (name, struct code) of each parameter, in RealmCreate's order: flags is 64
+# bits, the others a byte. QEMU pads its struct to 16 bytes.
+REALM_PARAMS = tuple(zip(RealmCreate._fields, "QBBBBBB"))
 REALM_CREATE_LAYOUT = struct.Struct("<" + "".join(code for _, code in REALM_PARAMS) + "2x")
 
 
-@dataclass(frozen=True)
-class InitRipas:
+class InitRipas(NamedTuple):
     base: int
     size: int
 
 
-@dataclass(frozen=True)
-class RecCreate:
+class RecCreate(NamedTuple):
     flags: int
     pc: int
     gprs: tuple
 
 
-@dataclass(frozen=True)
-class ImageLoad:
+class ImageLoad(NamedTuple):
     description: str
     base: int
     size: int
-    digest: bytes  # None for an image loaded unmeasured (the LOG)
+    digest: Optional[bytes]  # None for an image loaded unmeasured (the LOG)
     event_type: int
 
 
-@dataclass(frozen=True)
-class CcaStep:
+class CcaStep(NamedTuple):
     """One decoded event and where it stands in the log."""
 
     offset: int
     record: object
 
 
-@dataclass(frozen=True)
-class CcaLog:
-    vm_version: VmVersion  # None when the log has none
-    realm: RealmCreate  # None when the log has no REALM_CREATE
+class CcaLog(NamedTuple):
+    vm_version: Optional[VmVersion]  # None when the log has none
+    realm: Optional[RealmCreate]  # None when the log has no REALM_CREATE
     steps: tuple  # of CcaStep, in log order, VM VERSION excluded
 
 

@@ -1,3 +1,3 @@
 """From verdicts to what people and tools read: the result row and its
 schema (rows.py), and the formats that read rows: Parquet (parquet.py),
-JSON lines (rows.json_line) and Veraison EAR (ear.py)."""
+JSON lines (jsonl.py) and Veraison EAR (ear.py)."""

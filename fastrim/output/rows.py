@@ -2,8 +2,6 @@
 definition of its columns and their Arrow types. Output formats read rows;
 nothing here reads them back."""
 
-import json
-
 from ..evidence import claims
 from ..log.cca import REALM_PARAMS
 from ..verifier import ERROR, Verdict
@@ -118,18 +116,3 @@ def arrow_schema(metadata=None):
         ("backend", text),
     ])
     return schema.with_metadata(metadata) if metadata else schema
-
-
-def jsonable(value):
-    """value with bytes as lower-case hex, for JSON output."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).hex()
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    return value
-
-
-def json_line(row):
-    return json.dumps(jsonable(row))

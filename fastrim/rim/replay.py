@@ -8,7 +8,7 @@ descriptors (parameters, RIPAS blocks, the boot REC) are built here.
 import bisect
 import struct
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from ..algorithms import rim_algorithm
 from ..backend import select
@@ -89,7 +89,7 @@ def initial_rim(realm, options=ReplayOptions()):
         bps, wps = realm.num_bps, realm.num_wps
         if options.bps_wps_as_counts:
             bps, wps = max(bps - 1, 0), max(wps - 1, 0)
-        values = dict(vars(realm), flags=flags, num_bps=bps, num_wps=wps)
+        values = realm._replace(flags=flags, num_bps=bps, num_wps=wps)._asdict()
         for i, (name, code) in enumerate(REALM_PARAMS):
             struct.pack_into("<" + code, params, 8 * i, values[name])
     return _measure(realm.alg, bytes(params))
@@ -191,8 +191,7 @@ def replay_rim(cca_log, refs=None, *, options=ReplayOptions(), caches=NO_CACHES,
     return result
 
 
-@dataclass(frozen=True)
-class _Replay:
+class _Replay(NamedTuple):
     """How one replay runs, handed down to its image steps."""
 
     options: ReplayOptions
@@ -253,8 +252,7 @@ def _replay(cca_log, refs, how, result):
     result.rim = rim[:dlen]
 
 
-@dataclass(frozen=True)
-class _Located:
+class _Located(NamedTuple):
     """An image step: the logged image, where its event is, the store to find it in."""
 
     image: ImageLoad

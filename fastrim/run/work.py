@@ -4,23 +4,20 @@ executor (local pool, a cluster) shares this, so rows are the same
 wherever they were made."""
 
 import functools
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from ..evidence.expected import ExpectedSource
 from ..output import rows
 from ..verifier import Context, LogSource, verify
 
 
-@dataclass(frozen=True)
-class LogFile:
+class LogFile(NamedTuple):
     path: str
     name: str  # as reported: relative to the LOGS directory given
     size: int
 
 
-@dataclass(frozen=True)
-class Task:
+class Task(NamedTuple):
     log: LogFile
     expected_rim: Optional[bytes] = None  # from --expected, else None: the worker reads the sidecars
     wait: bool = False  # False: give the log back rather than wait for another worker
@@ -31,8 +28,7 @@ class Task:
         return Task(self.log, self.expected_rim, True, self.bytes_hashed + bytes_hashed)
 
 
-@dataclass(frozen=True)
-class Deferred:
+class Deferred(NamedTuple):
     """A worker gave the log back: another worker is filling a cache entry it needs."""
 
     bytes_hashed: int

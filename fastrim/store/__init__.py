@@ -2,10 +2,20 @@
 cache (content.py), the step memo (steps.py), and safe file access
 (files.py)."""
 
+import os
 from typing import NamedTuple, Optional
 
 from .content import ContentCache
 from .steps import StepMemo
+
+
+def default_cache_dir():
+    """$FASTRIM_CACHE_DIR, else fastrim under $XDG_CACHE_HOME or ~/.cache."""
+    explicit = os.environ.get("FASTRIM_CACHE_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "fastrim")
 
 
 class Caches(NamedTuple):

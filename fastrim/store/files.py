@@ -7,7 +7,6 @@ import tempfile
 
 from ..errors import FileError
 
-
 # Below this size a read is cheaper than setting up and tearing down a mapping.
 _READ_LIMIT = 1 << 20
 

@@ -11,30 +11,22 @@ is hashed again before use.
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..algorithms import RIM_ALGORITHMS, SHA256, SHA512
 from ..errors import FileError, ReferenceImageError
+from . import default_cache_dir
 from .files import map_file, write_atomic
 
 _INDEX_VERSION = 2
 _CHUNK = 1 << 20
 
 
-def default_cache_dir():
-    explicit = os.environ.get("FASTRIM_CACHE_DIR")
-    if explicit:
-        return explicit
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "fastrim")
-
-
 def _stamp(st):
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-@dataclass(frozen=True)
-class RefImage:
+class RefImage(NamedTuple):
     name: str  # path relative to the store's root
     path: str
     size: int
