@@ -18,9 +18,9 @@ import sys
 import time
 
 import pytest
+from helpers import one_kernel_realm
 
 import fastrim
-from fastrim.fleetgen import synth
 
 ROUNDS = 30
 _ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -44,12 +44,7 @@ def _median(argv, rounds):
 def one_log(tmp_path_factory):
     compileall.compile_dir(pathlib.Path(fastrim.__file__).parent, quiet=1)
     root = tmp_path_factory.mktemp("startup")
-    kernel = bytes(range(256)) * 64
-    spec = synth.RealmSpec(images=(synth.Image("KERNEL", synth.RAM_BASE, kernel),),
-                           log_base=synth.RAM_BASE + 2 * len(kernel))
-    (root / "refs").mkdir()
-    (root / "refs" / "kernel").write_bytes(kernel)
-    (root / "vm.log").write_bytes(synth.write_log(spec))
+    one_kernel_realm(root, "vm.log")
     cache = str(root / "cache")
     _run(["-m", "fastrim", "index", str(root / "refs"), "--cache-dir", cache])  # verify finds it indexed
     return root, cache

@@ -61,23 +61,46 @@ static int all_zero(const uint8_t *p, uint64_t n)
 
 static int pcr_ok(uint32_t pcr) { return pcr <= MAX_PCR || pcr == PCR_NONE; }
 
-/* Checks the event data size of the record at rec whose size field is at p. */
-static int check_data_size(const uint8_t *buf, uint64_t len, uint64_t rec, uint64_t p,
-                           uint32_t max_event_size, fr_result *res, uint32_t *size)
+/* Everything the record framers share: the log, the limit, the tables they
+ * fill and the result they report into. */
+typedef struct {
+    const uint8_t *buf;
+    uint64_t len;
+    uint32_t max_event_size;
+    fr_event *events;
+    uint32_t ev_cap;
+    fr_digest *digests;
+    uint32_t dg_cap;
+    fr_result *res;
+} framer;
+
+/* The fixed head of the record at rec (header bytes, PCR first): there in
+ * full, and naming a PCR. */
+static int check_head(const framer *f, uint64_t rec, uint64_t header, uint32_t *pcr)
 {
-    if (len - p < 4) return fail(res, FR_ERR_TRUNCATED, rec, 4, len - p);
-    *size = rd32(buf + p);
-    if (*size > max_event_size) return fail(res, FR_ERR_EVENT_TOO_LARGE, rec, *size, max_event_size);
-    if (*size > len - p - 4) return fail(res, FR_ERR_TRUNCATED, rec, *size, len - p - 4);
+    if (f->len - rec < header) return fail(f->res, FR_ERR_TRUNCATED, rec, header, f->len - rec);
+    *pcr = rd32(f->buf + rec);
+    if (!pcr_ok(*pcr)) return fail(f->res, FR_ERR_BAD_PCR, rec, *pcr, MAX_PCR);
     return FR_OK;
 }
 
-static int add_event(fr_event *events, uint32_t ev_cap, fr_result *res, uint64_t rec,
-                     uint32_t pcr, uint32_t type, uint32_t first_digest, uint64_t data_offset,
-                     uint32_t data_size)
+/* Checks the event data size of the record at rec whose size field is at p. */
+static int check_data_size(const framer *f, uint64_t rec, uint64_t p, uint32_t *size)
 {
-    if (res->n_events >= ev_cap) return fail(res, FR_ERR_CAPACITY, rec, res->n_events, ev_cap);
-    fr_event *e = &events[res->n_events++];
+    if (f->len - p < 4) return fail(f->res, FR_ERR_TRUNCATED, rec, 4, f->len - p);
+    *size = rd32(f->buf + p);
+    if (*size > f->max_event_size) return fail(f->res, FR_ERR_EVENT_TOO_LARGE, rec, *size, f->max_event_size);
+    if (*size > f->len - p - 4) return fail(f->res, FR_ERR_TRUNCATED, rec, *size, f->len - p - 4);
+    return FR_OK;
+}
+
+/* The event of the record at rec, whose digests are those added since first_digest. */
+static int add_event(const framer *f, uint64_t rec, uint32_t pcr, uint32_t type, uint32_t first_digest,
+                     uint64_t data_offset, uint32_t data_size)
+{
+    fr_result *res = f->res;
+    if (res->n_events >= f->ev_cap) return fail(res, FR_ERR_CAPACITY, rec, res->n_events, f->ev_cap);
+    fr_event *e = &f->events[res->n_events++];
     e->offset = rec;
     e->pcr = pcr;
     e->type = type;
@@ -88,11 +111,11 @@ static int add_event(fr_event *events, uint32_t ev_cap, fr_result *res, uint64_t
     return FR_OK;
 }
 
-static int add_digest(fr_digest *digests, uint32_t dg_cap, fr_result *res, uint64_t rec,
-                      uint16_t alg, uint16_t size, uint64_t offset)
+static int add_digest(const framer *f, uint64_t rec, uint16_t alg, uint16_t size, uint64_t offset)
 {
-    if (res->n_digests >= dg_cap) return fail(res, FR_ERR_CAPACITY, rec, res->n_digests, dg_cap);
-    fr_digest *d = &digests[res->n_digests++];
+    fr_result *res = f->res;
+    if (res->n_digests >= f->dg_cap) return fail(res, FR_ERR_CAPACITY, rec, res->n_digests, f->dg_cap);
+    fr_digest *d = &f->digests[res->n_digests++];
     d->alg = alg;
     d->size = size;
     d->offset = offset;
@@ -100,19 +123,15 @@ static int add_digest(fr_digest *digests, uint32_t dg_cap, fr_result *res, uint6
     return FR_OK;
 }
 
-static int frame_legacy_record(const uint8_t *buf, uint64_t len, uint64_t rec,
-                               uint32_t max_event_size, fr_event *events, uint32_t ev_cap,
-                               fr_digest *digests, uint32_t dg_cap, fr_result *res)
+static int frame_legacy_record(const framer *f, uint64_t rec)
 {
-    uint32_t size;
+    uint32_t pcr, size;
     int err;
-    if (len - rec < LEGACY_HEADER) return fail(res, FR_ERR_TRUNCATED, rec, LEGACY_HEADER, len - rec);
-    uint32_t pcr = rd32(buf + rec);
-    if (!pcr_ok(pcr)) return fail(res, FR_ERR_BAD_PCR, rec, pcr, MAX_PCR);
-    if ((err = check_data_size(buf, len, rec, rec + LEGACY_SIZE_AT, max_event_size, res, &size))) return err;
-    uint32_t first = res->n_digests;
-    if ((err = add_digest(digests, dg_cap, res, rec, ALG_SHA1, SHA1_SIZE, rec + LEGACY_DIGEST_AT))) return err;
-    return add_event(events, ev_cap, res, rec, pcr, rd32(buf + rec + 4), first, rec + LEGACY_HEADER, size);
+    if ((err = check_head(f, rec, LEGACY_HEADER, &pcr))) return err;
+    if ((err = check_data_size(f, rec, rec + LEGACY_SIZE_AT, &size))) return err;
+    uint32_t first = f->res->n_digests;
+    if ((err = add_digest(f, rec, ALG_SHA1, SHA1_SIZE, rec + LEGACY_DIGEST_AT))) return err;
+    return add_event(f, rec, pcr, rd32(f->buf + rec + 4), first, rec + LEGACY_HEADER, size);
 }
 
 /* The Spec ID Event03 body: the table of digest algorithms and sizes. */
@@ -137,20 +156,19 @@ static int parse_spec_id(const uint8_t *body, uint32_t size, fr_result *res)
     return FR_OK;
 }
 
-static int frame_agile_record(const uint8_t *buf, uint64_t len, uint64_t rec,
-                              uint32_t max_event_size, fr_event *events, uint32_t ev_cap,
-                              fr_digest *digests, uint32_t dg_cap, fr_result *res)
+static int frame_agile_record(const framer *f, uint64_t rec)
 {
-    uint32_t size;
+    const uint8_t *buf = f->buf;
+    fr_result *res = f->res;
+    uint32_t pcr, size;
     int err;
-    if (len - rec < AGILE_HEADER) return fail(res, FR_ERR_TRUNCATED, rec, AGILE_HEADER, len - rec);
-    uint32_t pcr = rd32(buf + rec), type = rd32(buf + rec + 4), count = rd32(buf + rec + 8);
-    if (!pcr_ok(pcr)) return fail(res, FR_ERR_BAD_PCR, rec, pcr, MAX_PCR);
+    if ((err = check_head(f, rec, AGILE_HEADER, &pcr))) return err;
+    uint32_t type = rd32(buf + rec + 4), count = rd32(buf + rec + 8);
     if (count > res->n_algs) return fail(res, FR_ERR_TOO_MANY_DIGESTS, rec, count, res->n_algs);
     uint64_t p = rec + AGILE_HEADER;
     uint32_t first = res->n_digests;
     for (uint32_t i = 0; i < count; i++) {
-        if (len - p < 2) return fail(res, FR_ERR_TRUNCATED, rec, 2, len - p);
+        if (f->len - p < 2) return fail(res, FR_ERR_TRUNCATED, rec, 2, f->len - p);
         uint16_t alg = rd16(buf + p);
         uint16_t dsize = 0;
         for (uint32_t j = 0; j < res->n_algs; j++)
@@ -159,18 +177,19 @@ static int frame_agile_record(const uint8_t *buf, uint64_t len, uint64_t rec,
          * Spec ID algorithm in the same position. */
         if (dsize == 0 && alg == 0 && type == EV_NO_ACTION) dsize = res->alg_sizes[i];
         if (dsize == 0) return fail(res, FR_ERR_UNKNOWN_ALG, rec, alg, 0);
-        if (len - p - 2 < dsize) return fail(res, FR_ERR_TRUNCATED, rec, dsize, len - p - 2);
-        if ((err = add_digest(digests, dg_cap, res, rec, alg, dsize, p + 2))) return err;
+        if (f->len - p - 2 < dsize) return fail(res, FR_ERR_TRUNCATED, rec, dsize, f->len - p - 2);
+        if ((err = add_digest(f, rec, alg, dsize, p + 2))) return err;
         p += 2 + (uint64_t)dsize;
     }
-    if ((err = check_data_size(buf, len, rec, p, max_event_size, res, &size))) return err;
-    return add_event(events, ev_cap, res, rec, pcr, type, first, p + 4, size);
+    if ((err = check_data_size(f, rec, p, &size))) return err;
+    return add_event(f, rec, pcr, type, first, p + 4, size);
 }
 
 int fr_frame(const uint8_t *buf, uint64_t len, uint32_t max_event_size,
              fr_event *events, uint32_t ev_cap,
              fr_digest *digests, uint32_t dg_cap, fr_result *res)
 {
+    const framer f = {buf, len, max_event_size, events, ev_cap, digests, dg_cap, res};
     int err;
     memset(res, 0, sizeof(*res));
     uint64_t pad = padding_start(buf, len);
@@ -178,8 +197,7 @@ int fr_frame(const uint8_t *buf, uint64_t len, uint32_t max_event_size,
 
     /* The first record is always in the legacy layout; a Spec ID Event03 in
      * it announces the crypto-agile format for the rest. */
-    if ((err = frame_legacy_record(buf, len, 0, max_event_size, events, ev_cap, digests, dg_cap, res)))
-        return err;
+    if ((err = frame_legacy_record(&f, 0))) return err;
     const fr_event *first = &events[0];
     int agile = first->type == EV_NO_ACTION && first->data_size >= sizeof(SPEC_ID_03) &&
                 memcmp(buf + first->data_offset, SPEC_ID_03, sizeof(SPEC_ID_03)) == 0;
@@ -197,13 +215,10 @@ int fr_frame(const uint8_t *buf, uint64_t len, uint32_t max_event_size,
         /* A record of zeros up to its digests or data ends the log early. */
         uint64_t zero_record = agile ? AGILE_HEADER + 4 : LEGACY_HEADER;
         if (len - rec >= zero_record && all_zero(buf + rec, zero_record)) break;
-        err = agile ? frame_agile_record(buf, len, rec, max_event_size, events, ev_cap, digests, dg_cap, res)
-                    : frame_legacy_record(buf, len, rec, max_event_size, events, ev_cap, digests, dg_cap, res);
-        if (err) return err;
+        if ((err = agile ? frame_agile_record(&f, rec) : frame_legacy_record(&f, rec))) return err;
         const fr_event *last = &events[res->n_events - 1];
         rec = last->data_offset + last->data_size;
     }
     res->end = rec;
     return FR_OK;
 }
-

@@ -23,6 +23,17 @@ def replay_spec(spec, impl, refs=None, log=None, **kwargs):
     return replay.replay_rim(decoded, refs, impl=impl, **kwargs).checked()
 
 
+def one_kernel_realm(root, log_name):
+    """root/refs holding one small kernel, and root/log_name, the log of a realm that loads it."""
+    kernel = bytes(range(256)) * 64
+    spec = synth.RealmSpec(images=(synth.Image("KERNEL", synth.RAM_BASE, kernel),),
+                           log_base=synth.RAM_BASE + 2 * len(kernel))
+    (root / "refs").mkdir()
+    (root / "refs" / "kernel").write_bytes(kernel)
+    (root / log_name).parent.mkdir(parents=True, exist_ok=True)
+    (root / log_name).write_bytes(synth.write_log(spec))
+
+
 def verify_path(path, refs, rim=None, *, token_path=None, platform_keys=(), impl=None, cache_dir=None):
     """The pipeline on one log file, as `fastrim verify` runs it: the attested
     RIM is rim, else the token at token_path, else the sidecars."""

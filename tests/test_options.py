@@ -10,8 +10,7 @@ import subprocess
 import sys
 
 import pytest
-
-from fastrim.fleetgen import synth
+from helpers import one_kernel_realm
 
 EDGES = (-1, 0, 2**31, 2**32, 2**33, 2**64)
 
@@ -73,13 +72,7 @@ json.dump(results, sys.stdout)
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("options")
-    kernel = bytes(range(256)) * 64
-    spec = synth.RealmSpec(images=(synth.Image("KERNEL", synth.RAM_BASE, kernel),),
-                           log_base=synth.RAM_BASE + 2 * len(kernel))
-    (root / "refs").mkdir()
-    (root / "refs" / "kernel").write_bytes(kernel)
-    (root / "logs").mkdir()
-    (root / "logs" / "vm.log").write_bytes(synth.write_log(spec))
+    one_kernel_realm(root, "logs/vm.log")
     return root
 
 
