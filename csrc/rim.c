@@ -83,7 +83,7 @@ int fr_set_hash_kernel(int requested)
 
 int fr_hash_kernel(uint16_t alg)
 {
-    if (kernel != FR_KERNEL_MULTILANE) return FR_KERNEL_OPENSSL;
+    if (kernel != FR_KERNEL_MULTILANE || !fr_rim_digest_size(alg)) return FR_KERNEL_OPENSSL;
     return (alg == ALG_SHA256 ? lanes256_ok : lanes512_ok) ? FR_KERNEL_MULTILANE : FR_KERNEL_OPENSSL;
 }
 

@@ -13,13 +13,16 @@ import json
 import os
 from typing import NamedTuple
 
-from ..algorithms import RIM_ALGORITHMS, SHA256, SHA512
+from ..algorithms import BY_NAME, BY_TCG_ID, RIM_ALGORITHMS
 from ..errors import FileError, ReferenceImageError
 from . import default_cache_dir
 from .files import map_file, write_atomic
 
-_INDEX_VERSION = 2
+_INDEX_VERSION = 3  # 3: digests by algorithm name
 _CHUNK = 1 << 20
+
+
+_RIM_IDS = {a.tcg_id: a for a in RIM_ALGORITHMS}
 
 
 def _stamp(st):
@@ -31,21 +34,20 @@ class RefImage(NamedTuple):
     path: str
     size: int
     stamp: tuple  # (size, mtime_ns, ctime_ns, inode) when it was hashed
-    sha256: bytes
-    sha512: bytes
+    digests: dict  # TCG algorithm id -> digest of the whole file, for each RIM algorithm
 
 
 def _hash_file(path):
-    """(SHA-256, SHA-512) of a file, or None when it cannot be read."""
-    sha256, sha512 = hashlib.sha256(), hashlib.sha512()
+    """{TCG algorithm id: digest} of a file for every RIM algorithm, or None when it cannot be read."""
+    hashes = {a.tcg_id: a.new() for a in RIM_ALGORITHMS}
     try:
         with open(path, "rb") as f:
             while chunk := f.read(_CHUNK):
-                sha256.update(chunk)
-                sha512.update(chunk)
+                for h in hashes.values():
+                    h.update(chunk)
     except OSError:
         return None
-    return sha256.digest(), sha512.digest()
+    return {alg: h.digest() for alg, h in hashes.items()}
 
 
 def _hash_files(paths, jobs):
@@ -55,6 +57,18 @@ def _hash_files(paths, jobs):
 
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
         return list(pool.map(_hash_file, paths))
+
+
+def _indexed_digests(entry, stamp):
+    """The digests an index entry holds for a file with this stamp; None
+    when the entry is missing, stale or not what this version writes."""
+    try:
+        if entry is None or tuple(entry[0]) != stamp or len(entry) != 2:
+            return None
+        digests = {BY_NAME[name].tcg_id: bytes.fromhex(value) for name, value in entry[1].items()}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return digests if set(digests) == set(_RIM_IDS) else None
 
 
 class RefStore:
@@ -94,23 +108,23 @@ class RefStore:
                 except OSError:
                     continue
                 entry = known.get(name)
-                if entry and len(entry) == 3 and tuple(entry[0]) == _stamp(st):
-                    images[name] = RefImage(name, path, st.st_size, _stamp(st),
-                                            bytes.fromhex(entry[1]), bytes.fromhex(entry[2]))
+                digests = _indexed_digests(entry, _stamp(st))
+                if digests is not None:
+                    images[name] = RefImage(name, path, st.st_size, _stamp(st), digests)
                 else:
                     stale.append((name, path, st))
         stale.sort(key=lambda item: -item[2].st_size)
         self.hashed = 0
         for (name, path, st), digests in zip(stale, _hash_files([path for _, path, _ in stale], jobs)):
             if digests is not None:  # None: it vanished or cannot be read, and is left out
-                images[name] = RefImage(name, path, st.st_size, _stamp(st), *digests)
+                images[name] = RefImage(name, path, st.st_size, _stamp(st), digests)
                 self.hashed += 1
         images = dict(sorted(images.items()))
         self._images = images
         self._by_digest = {}
         for image in images.values():
-            self._by_digest.setdefault((SHA256.tcg_id, image.sha256), image)
-            self._by_digest.setdefault((SHA512.tcg_id, image.sha512), image)
+            for alg, digest in image.digests.items():
+                self._by_digest.setdefault((alg, digest), image)
         if self.hashed or set(known) != set(images):
             self._save_index()
 
@@ -119,7 +133,8 @@ class RefStore:
             "version": _INDEX_VERSION,
             "root": self.root,
             "files": {
-                i.name: [list(i.stamp), i.sha256.hex(), i.sha512.hex()] for i in self._images.values()
+                i.name: [list(i.stamp), {BY_TCG_ID[alg].name: d.hex() for alg, d in i.digests.items()}]
+                for i in self._images.values()
             },
         }
         try:
@@ -140,14 +155,12 @@ class RefStore:
         data = map_file(ref.path)
         st = os.stat(ref.path)
         if _stamp(st) != ref.stamp:
-            if (hashlib.sha256(data).digest(), len(data)) != (ref.sha256, ref.size):
+            alg, digest = next(iter(ref.digests.items()))
+            if (_RIM_IDS[alg].new(data).digest(), len(data)) != (digest, ref.size):
                 raise ReferenceImageError(
                     f"reference image {ref.name} changed after it was indexed", code="ref.changed"
                 )
         return data
-
-
-_RIM_IDS = {a.tcg_id: a for a in RIM_ALGORITHMS}
 
 
 def _digest(alg, data):
@@ -169,7 +182,7 @@ class MemoryRefStore:
         if alg not in self._by_digest and alg in _RIM_IDS:
             self._by_digest[alg] = {}
             for name, data in self._data.items():
-                ref = RefImage(name, None, len(data), None, None, None)
+                ref = RefImage(name, None, len(data), None, {})
                 self._by_digest[alg].setdefault(self._digest(alg, data), ref)
         return self._by_digest.get(alg, {}).get(bytes(digest))
 
