@@ -61,9 +61,14 @@ class FileError(FastrimError, OSError):
 
 
 class ResultsNotWritten(FileError):
-    """A run finished but an output file could not be written (none of it is left)."""
+    """A run finished but an output file could not be written (none of it is
+    left); written names the outputs that were written before it."""
 
     code = "io.not_written"
+
+    def __init__(self, message, *, written=()):
+        super().__init__(message)
+        self.written = tuple(written)
 
 
 class FramingFault(enum.IntEnum):

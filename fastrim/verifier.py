@@ -16,7 +16,7 @@ from typing import NamedTuple, Optional
 import xxhash
 
 from .backend import select
-from .errors import FastrimError, check_int
+from .errors import FastrimError, LogFormatError, check_int
 from .evidence.expected import ExpectedSource, read_attested
 from .log import cca, tcg
 from .rim.replay import ReplayOptions, RimResult, replay_rim
@@ -120,6 +120,7 @@ class LogOutcome:
     events: int = 0
     vm_version: object = None
     realm: object = None
+    images: list = field(default_factory=list)  # every image the log names, with its reference or None
     result: RimResult = field(default_factory=RimResult)
     error: FastrimError = None
 
@@ -135,10 +136,26 @@ def replay_bytes(context, data, defer_busy=False):
         outcome.error = exc
         return outcome
     outcome.vm_version, outcome.realm = decoded.vm_version, decoded.realm
+    outcome.images = _named_images(decoded, log, context.refs)
+    if not cca.is_cca_log(log):
+        outcome.error = LogFormatError(
+            "this is a TPM event log with no Arm CCA realm events: `fastrim replay` shows its PCRs",
+            code="log.no_realm_create")
+        return outcome
     outcome.result = replay_rim(decoded, context.refs, options=context.options, caches=context.caches,
                                 impl=context.impl, defer_busy=defer_busy)
     outcome.error = outcome.result.error
     return outcome
+
+
+def _named_images(decoded, log, refs):
+    """Every image the log names, with the reference image its digest finds
+    (None: loaded unmeasured, or not in the store), even when the replay
+    stops at the first unknown one: reasons are data."""
+    alg = decoded.realm.alg if decoded.realm is not None else log.algs[0][0]  # as decode read the digests
+    images = [step.record for step in decoded.steps if isinstance(step.record, cca.ImageLoad)]
+    return [(image, refs.find(alg, image.digest) if refs is not None and image.digest is not None else None)
+            for image in images]
 
 
 class SameLogMemo:
@@ -201,9 +218,9 @@ def _fill(verdict, outcome):
         verdict.hash_algo = outcome.realm.hash_name
     result = outcome.result
     verdict.busy = result.busy
+    verdict.images, verdict.steps = outcome.images, result.steps
     if outcome.error is None and not result.busy:
-        verdict.rim, verdict.images, verdict.granules, verdict.steps = (
-            result.rim, result.images, result.granules, result.steps)
+        verdict.rim, verdict.granules = result.rim, result.granules
     if not verdict.reused:  # the work done for this log, even when it ended in an error; none when reused
         verdict.bytes_hashed, verdict.cache_hits, verdict.memo_hits = (
             result.bytes_hashed, result.cache_hits, result.memo_hits)

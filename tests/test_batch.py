@@ -79,7 +79,7 @@ def test_batch_rows_match_the_manifest(small_fleet, tmp_path, backend, jobs):
     counts = {s: sum(1 for w in manifest if w["status"] == s) for s in verifier.STATUSES}
     assert f"{counts['pass']} pass, {counts['fail']} fail, {counts['error']} error, " \
            f"{counts['unverified']} unverified; " in run.stderr
-    assert run.stderr.strip().endswith(f"MB of images hashed; results in {out}")
+    assert "MB of images hashed; the run took " in run.stderr and run.stderr.strip().endswith(f"results in {out}")
 
 
 def test_the_results_file_is_typed_compressed_and_documented(small_fleet, tmp_path):
@@ -259,19 +259,19 @@ def test_unreadable_logs_are_error_rows(tmp_path, small_fleet):
     assert run.returncode == 1
 
 
-def test_an_empty_directory_gives_an_empty_results_file(tmp_path, small_fleet):
+def test_no_logs_is_a_usage_error_not_a_success(tmp_path, small_fleet):
     root, _ = small_fleet
     (tmp_path / "none").mkdir()
     out = tmp_path / "r.parquet"
     run = fastrim("batch", tmp_path / "none", "--refs", root / "refs", "--out", out, cache=tmp_path / "cache")
-    assert run.returncode == 0 and "no *.log or *.bin files" in run.stderr
-    assert pq.read_table(out).num_rows == 0
+    assert run.returncode == 2 and "no *.log or *.bin files" in run.stderr and "nothing to verify" in run.stderr
+    assert not out.exists()
 
 
 def test_an_output_in_a_missing_directory_is_refused_before_any_work(tmp_path, small_fleet):
     root, _ = small_fleet
     run = fastrim("batch", root / "logs", "--refs", root / "refs", "--out", tmp_path / "no/such/r.parquet")
-    assert run.returncode == 2 and "its directory does not exist" in run.stderr
+    assert run.returncode == 2 and "is in a directory that does not exist" in run.stderr
     assert not (tmp_path / "no").exists()
     missing_logs = fastrim("batch", tmp_path / "nope", "--refs", root / "refs", "--jsonl")
     assert missing_logs.returncode == 2 and "no such directory" in missing_logs.stderr

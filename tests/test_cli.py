@@ -89,9 +89,9 @@ def test_help_explains_the_commands():
     assert run.returncode == 0
     for command in ("parse", "replay", "verify", "batch", "index", "synth", "demo", "bench"):
         assert command in run.stdout
-    assert "Exit status" in run.stdout
+    assert "exit status" in run.stdout
     batch_help = fastrim("batch", "--help").stdout
-    for option in ("--out", "--jsonl", "--jobs", "--expected", "--refs", "Exit status"):
+    for option in ("--out", "--jsonl", "--jobs", "--expected", "--refs", "exit status", "examples"):
         assert option in batch_help
 
 

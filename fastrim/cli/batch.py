@@ -6,8 +6,8 @@ import json
 import logging
 import os
 import sys
-import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Optional
 
 from .. import __version__
@@ -22,71 +22,119 @@ from .common import (
     add_jobs_option,
     add_max_event_size,
     add_replay_options,
+    check_jobs,
+    check_outputs,
+    command,
+    input_dir,
+    input_file,
     platform_keys,
     replay_options,
     write_ear,
 )
 
+log = logging.getLogger("fastrim")
+
 
 def add_parser(sub):
-    p = sub.add_parser(
-        "batch", help="verify every log under some directories, in parallel",
-        description="Verify every *.log and *.bin file under LOGS against its expected RIM (a row of "
-        "--expected, else the sidecar X.rim) in worker processes, and write one result row per log. "
-        "A bad log is an 'error' row, never a stopped batch.",
-        epilog="Exit status: 0 all pass/unverified, 1 some fail or error (results still written), "
-        "2 usage error, 3 internal error (e.g. a worker crashed) or interrupted (nothing written).",
+    p = command(
+        sub, "batch", "verify every log under some directories, in parallel",
+        "Verify every *.log and *.bin file under LOGS against its attested RIM (a row of --expected, else "
+        "the sidecar X.token checked against --platform-key, else X.rim) in worker processes, and write one "
+        "result row per log: to a Parquet file (--out), as JSON lines on stdout (--jsonl), or both. A bad "
+        "log is an 'error' row, never a stopped batch. Rows come in a stable order (by LOGS root, then log) "
+        "and name each log by its path relative to its root, so that nights compare by key.",
+        ["fastrim batch /srv/launch-logs --refs /srv/known-good --out results.parquet",
+         "fastrim batch hostA/ hostB/ --refs refs/ --out r.parquet --platform-key cca_platform.pem --strict",
+         "fastrim batch logs/ --refs refs/ --jsonl -q | jq -c 'select(.status != \"pass\")'"],
     )
-    p.add_argument("logs", nargs="+", metavar="LOGS", help="directories of logs (or single log files)")
+    p.add_argument("logs", nargs="+", metavar="LOGS",
+                   help="directories of logs (or single log files); the same directory given twice counts once")
     add_replay_options(p, refs_required=True)
     add_max_event_size(p)
-    p.add_argument("--out", metavar="FILE", help="Parquet results file, written atomically")
-    p.add_argument("--jsonl", action="store_true", help="also stream each row to stdout as a JSON line")
+    p.add_argument("--out", metavar="FILE",
+                   help="Parquet results file, written atomically; a new file or a regular file it replaces "
+                   "(keeping its mode), never a directory, device or symbolic link (default: none)")
+    p.add_argument("--jsonl", action="store_true",
+                   help="also stream each row to stdout as a JSON line, in the stable order (default: off)")
     add_jobs_option(p, "worker processes")
     p.add_argument("--expected", metavar="FILE",
-                   help="expected RIMs: CSV with a header, or JSON lines, with columns log and rim; "
-                   "log is the name relative to LOGS; beats the X.token and X.rim sidecars")
+                   help="attested RIMs: CSV with a header, or JSON lines, with columns log and rim; log is the "
+                   "name relative to its LOGS root; beats the X.token and X.rim sidecars (default: none)")
+    p.add_argument("--strict", action="store_true",
+                   help="an 'unverified' log (no attested RIM) fails the run: exit 1 (default: off)")
     add_attestation_options(p)
     p.set_defaults(parser=p, run=run)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Outputs:
-    """Where a batch's rows go, and the argv recorded with them."""
+    """Where a batch's rows go, the argv recorded with them, and what the run
+    has to say once (warnings, also kept in the results' metadata)."""
 
     out: Optional[str] = None  # Parquet file
-    jsonl: bool = False  # rows on stdout as they come
+    jsonl: bool = False  # rows on stdout, in the stable order
     ear: Optional[str] = None  # EAR claims sets, JSON lines
     argv: tuple = ()
+    show_progress: bool = True
+    warnings: list = field(default_factory=list)
+    stdout_closed: bool = False
+
+    def warn(self, message):
+        self.warnings.append(message)
+        log.warning("%s", message)
 
 
-def run_batch(roots, settings, executor, outputs, expected=None):
-    """Verify every log under roots with settings through executor and
+def run_batch(logs, settings, executor, outputs, expected=None):
+    """Verify logs (run.batch.discover's) with settings through executor and
     write the outputs; returns (rows, summary)."""
     from ..run import batch
     from ..run.progress import Progress
 
-    logs = batch.discover(roots)
-    if not logs:
-        logging.getLogger("fastrim").warning("no *.log or *.bin files under %s", ", ".join(roots))
-    progress = Progress(len(logs))
+    progress = Progress(len(logs)) if outputs.show_progress else None
+    in_order = batch.InOrder(logs)
 
     def on_row(row):
-        progress.advance()
+        if progress is not None:
+            progress.advance(row["status"])
         if outputs.jsonl:
-            from ..output.jsonl import json_line
-
-            print(json_line(row), flush=True)
+            for ready in in_order.add(row):
+                _print_row(outputs, ready)
 
     try:
         rows, summary = batch.run(logs, settings, executor, expected, on_row)
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
+    without = sum(1 for row in rows if row["rim_source"] is None)
+    if without:
+        outputs.warn(f"{without} logs had no attested RIM (no --expected row, X.token or X.rim sidecar)")
+    _write_outputs(outputs, settings, rows)
+    return rows, summary
+
+
+def _print_row(outputs, row):
+    """One JSON line on stdout, unless stdout was closed (| head): then the
+    run goes on to write its files, and ends with exit 3."""
+    from ..output.jsonl import json_line
+
+    if outputs.stdout_closed:
+        return
+    try:
+        print(json_line(row), flush=True)
+    except BrokenPipeError:
+        outputs.stdout_closed = True
+        devnull = os.open(os.devnull, os.O_WRONLY)  # so that the interpreter's own last flush cannot fail
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _write_outputs(outputs, settings, rows):
+    written = []
     if outputs.out:
         _write_results(outputs, settings, rows)
+        written.append(outputs.out)
     if outputs.ear:
-        write_ear(outputs.ear, rows)
-    return rows, summary
+        write_ear(outputs.ear, rows, written)
 
 
 def _write_results(outputs, settings, rows):
@@ -101,6 +149,7 @@ def _write_results(outputs, settings, rows):
         "fastrim.refs": settings.refs.root,
         "fastrim.profile": settings.options.profile,
         "fastrim.created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "fastrim.warnings": json.dumps(outputs.warnings),
     }
     try:
         write_parquet(outputs.out, rows, metadata)
@@ -108,47 +157,84 @@ def _write_results(outputs, settings, rows):
         raise ResultsNotWritten(f"cannot write the results to {outputs.out}: {exc.strerror or exc}") from None
 
 
-def _check_writable(parser, out):
-    """Refuse an output that cannot be written before verifying anything."""
-    directory = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(directory):
-        parser.error(f"{out}: its directory does not exist")
-    try:
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-    except OSError as exc:
-        parser.error(f"{out}: cannot write in {directory}: {exc.strerror or exc}")
-
-
-def exit_status(summary, rows):
-    from ..verifier import ERROR, FAIL
-
-    if any((row["error_code"] or "").startswith("internal.") for row in rows):  # worker crashes included
+def exit_status(rows, strict=False, stdout_closed=False):
+    """What a cron job reads: see common.EXIT_TABLE."""
+    statuses = {row["status"] for row in rows}
+    if stdout_closed or any((row["error_code"] or "").startswith("internal.") for row in rows):
         return EXIT_INTERNAL
-    return EXIT_FAILED if summary.counts[FAIL] or summary.counts[ERROR] else EXIT_OK
+    if statuses & {"fail", "error"} or (strict and "unverified" in statuses):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _index(args, cache_dir, outputs):
+    """The reference store, indexed (with progress on a terminal); says what was hashed now."""
+    from ..run.progress import Progress
+    from ..store.refs import RefStore
+
+    started = time.perf_counter()
+
+    def progress(files, nbytes):
+        return Progress(files, "files", nbytes)
+
+    refs = RefStore(args.refs, cache_dir=cache_dir, jobs=args.jobs, progress=progress if outputs.show_progress else None)
+    took = time.perf_counter() - started
+    if refs.hashed:
+        outputs.warn(f"indexed {refs.hashed} new or changed reference images ({refs.hashed_bytes / 1e6:,.0f} MB) "
+                     f"in {took:.1f} s")
+    log.info("reference store %s: %d images, index %s", refs.root, len(refs), refs.index_path)
+    return refs, took
+
+
+def _token_sidecars_without_keys(logs, keys, outputs):
+    if keys:
+        return
+    from ..evidence.expected import sidecar_path
+
+    count = sum(1 for log_file in logs if os.path.exists(sidecar_path(log_file.path, ".token")))
+    if count:
+        outputs.warn(f"{count} logs come with an X.token sidecar but no --platform-key was given: "
+                     "no token can be trusted, those logs fail with token.untrusted_platform")
 
 
 def run(args):
     from ..evidence.expected import read_expected_file
+    from ..run.batch import discover, unique_roots
     from ..run.local import LocalExecutor
-    from ..store.refs import RefStore
     from ..verifier import Settings
 
+    started = time.perf_counter()
     if not args.out and not args.jsonl:
         args.parser.error("give --out FILE, --jsonl or both")
-    for path in (args.out, args.ear):
-        if path:
-            _check_writable(args.parser, path)
-    keys = platform_keys(args)
-    expected = read_expected_file(args.expected) if args.expected else {}
-    for root in args.logs:
+    check_outputs(args.parser, [("--out", args.out), ("--ear", args.ear)])
+    check_jobs(args)
+    roots = unique_roots(args.logs)
+    for root in roots:
         if not os.path.exists(root):
             args.parser.error(f"{root}: no such directory or file")
+    input_dir(args.parser, "--refs", args.refs)
+    if args.expected:
+        input_file(args.parser, "--expected", args.expected)
+    keys = platform_keys(args)
+    logs = discover(roots)
+    if not logs:
+        args.parser.error(f"no *.log or *.bin files under {', '.join(roots)}: nothing to verify")
+    expected = read_expected_file(args.expected) if args.expected else {}
+    outputs = Outputs(args.out, args.jsonl, args.ear, tuple(args.argv), show_progress=not args.quiet)
     cache_dir = None if args.no_cache else args.cache_dir
-    refs = RefStore(args.refs, cache_dir=args.cache_dir, jobs=args.jobs)
+    refs, indexing = _index(args, args.cache_dir, outputs)
+    _token_sidecars_without_keys(logs, keys, outputs)
     settings = Settings(refs, replay_options(args), cache_dir, args.max_event_size, platform_keys=keys)
-    outputs = Outputs(args.out, args.jsonl, args.ear, tuple(args.argv))
-    rows, summary = run_batch(args.logs, settings, LocalExecutor(args.jobs), outputs, expected)
+    log.info("backend %s, hash kernels %s; content cache and step memo: %s", select.active.NAME,
+             ", ".join(f"{a.name} {select.active.hash_kernel(a.tcg_id)}" for a in RIM_ALGORITHMS),
+             cache_dir or "off (--no-cache)")
+    rows, summary = run_batch(logs, settings, LocalExecutor(args.jobs), outputs, expected)
+    whole = time.perf_counter() - started
     where = f"; results in {args.out}" if args.out else ""
-    print(f"fastrim: {summary.line()}{where}", file=sys.stderr)
-    return exit_status(summary, rows)
+    if not args.quiet:
+        print(f"fastrim: {summary.line()}; the run took {whole:.2f} s, {indexing:.2f} s of it indexing{where}",
+              file=sys.stderr)
+    if outputs.stdout_closed:
+        log.error("stdout was closed before every row was printed: the JSON lines are incomplete%s",
+                  f" (results in {args.out} are whole)" if args.out else "")
+    return exit_status(rows, args.strict, outputs.stdout_closed)

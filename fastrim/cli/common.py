@@ -1,19 +1,84 @@
 """What the commands share: exit statuses, checked option types (every
-number is range-checked here, before any backend sees it), the option
-groups, and building the verification settings from them."""
+number is range-checked here, before any backend sees it), checks of the
+paths given before any work, the option groups, and building the
+verification settings from them."""
 
 import argparse
 import math
 import os
+import stat
 
 from ..errors import FastrimError, ResultsNotWritten
 from ..log.tcg import DEFAULT_MAX_EVENT_SIZE, MAX_EVENT_SIZE_LIMIT
 from ..rim.replay import DEFAULT_MAX_MEASURED_BYTES, DEFAULT_MAX_RIPAS_BLOCKS, MAX_LIMIT, PROFILES, ReplayOptions
 from ..store import default_cache_dir
-from ..store.files import write_atomic
+from ..store.files import output_problem, same_file, write_atomic
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
-MAX_JOBS = 4 * (os.cpu_count() or 1)
+EXIT_TABLE = """exit status:
+  0  every log pass or unverified (with --strict: every log pass)
+  1  some log fail or error (the results are still written)
+  2  usage error: a bad option, a missing or unreadable input, an output that
+     cannot be written, no logs found; nothing was verified
+  3  internal error, a worker crash, an output that failed to write, a closed
+     stdout, or interrupted (Ctrl-C, SIGTERM: nothing is written)"""
+CPUS = os.cpu_count() or 1
+MAX_JOBS = 4 * CPUS  # more workers than that only thrash; --force-jobs lifts it
+MAX_FORCED_JOBS = 1024
+
+# -v and -q, accepted before or after the command (SUPPRESS: the command's
+# parser leaves what the main parser read alone unless they are given again).
+VERBOSITY = argparse.ArgumentParser(add_help=False)
+VERBOSITY.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                       help="say more on stderr: which backend, hash kernel, cache and index (-vv: debug)")
+VERBOSITY.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="print only errors on stderr (no progress, summary or warnings)")
+
+
+def command(sub, name, summary, description, examples):
+    """A command's parser: its one-line summary for the command list, a
+    paragraph of purpose, examples, and the exit statuses."""
+    epilog = "examples:\n" + "".join(f"  {line}\n" for line in examples) + "\n" + EXIT_TABLE
+    return sub.add_parser(name, help=summary, description=description, epilog=epilog, parents=[VERBOSITY],
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def input_dir(parser, option, path):
+    """Refuse (usage error) a directory option naming something missing or unreadable."""
+    if not os.path.exists(path):
+        parser.error(f"{option} {path}: no such directory")
+    if not os.path.isdir(path):
+        parser.error(f"{option} {path}: not a directory")
+    if not os.access(path, os.R_OK | os.X_OK):
+        parser.error(f"{option} {path}: unreadable (permission denied)")
+
+
+def input_file(parser, option, path):
+    """Refuse (usage error) a file option naming something missing, unreadable or not a regular file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        parser.error(f"{option} {path}: no such file")
+    except OSError as exc:
+        parser.error(f"{option} {path}: unreadable ({exc.strerror or exc})")
+    if not stat.S_ISREG(st.st_mode):
+        parser.error(f"{option} {path}: not a regular file")
+    if not os.access(path, os.R_OK):
+        parser.error(f"{option} {path}: unreadable (permission denied)")
+
+
+def check_outputs(parser, outputs):
+    """Refuse (usage error), before any work, outputs that cannot be written
+    or that name one file twice; outputs: (option, path or None) pairs."""
+    given = [(option, path) for option, path in outputs if path]
+    for option, path in given:
+        problem = output_problem(path)
+        if problem is not None:
+            parser.error(f"{option} {path} {problem}")
+    for i, (option, path) in enumerate(given):
+        for other, other_path in given[i + 1:]:
+            if same_file(path, other_path):
+                parser.error(f"{option} and {other} name the same file, {path}")
 
 
 def int_in(low, high):
@@ -85,8 +150,17 @@ def add_replay_options(p, refs_required):
 
 
 def add_jobs_option(p, what):
-    p.add_argument("--jobs", type=int_in(1, MAX_JOBS), default=os.cpu_count() or 1, metavar="N",
-                   help=f"{what}, at most {MAX_JOBS} (default: one per CPU, %(default)s here)")
+    p.add_argument("--jobs", type=int_in(1, MAX_FORCED_JOBS), default=CPUS, metavar="N",
+                   help=f"{what}, at most 4 per CPU ({MAX_JOBS} here) unless --force-jobs "
+                   "(default: one per CPU, %(default)s here)")
+    p.add_argument("--force-jobs", action="store_true",
+                   help=f"allow --jobs above 4 per CPU, up to {MAX_FORCED_JOBS} (default: off)")
+
+
+def check_jobs(args):
+    if args.jobs > MAX_JOBS and not args.force_jobs:
+        args.parser.error(f"--jobs {args.jobs} is more than 4 per CPU ({MAX_JOBS} here): give --force-jobs "
+                          "if you mean it")
 
 
 def add_attestation_options(p):
@@ -110,6 +184,8 @@ def platform_keys(args):
         return ()
     from ..evidence import token
 
+    for path in args.platform_key:
+        input_file(args.parser, "--platform-key", path)
     try:
         keys = tuple((path, token.read_platform_key(path)) for path in args.platform_key)
         for name, raw in keys:
@@ -119,10 +195,13 @@ def platform_keys(args):
     return keys
 
 
-def write_ear(path, rows):
+def write_ear(path, rows, written=()):
+    """Write the EAR claims of rows to path; written names the outputs
+    already written, for the error that says what is left."""
     from ..output import ear
 
     try:
         write_atomic(path, lambda f: f.write(ear.json_lines(rows).encode()))
     except OSError as exc:
-        raise ResultsNotWritten(f"cannot write the EAR claims to {path}: {exc.strerror or exc}") from None
+        raise ResultsNotWritten(f"cannot write the EAR claims to {path}: {exc.strerror or exc}",
+                                written=written) from None

@@ -7,14 +7,17 @@ from ..errors import LogFormatError
 from ..log import cca, tcg
 from ..output.jsonl import jsonable
 from ..store.files import map_file
-from .common import EXIT_OK, add_log_argument
+from .common import EXIT_OK, add_log_argument, command
 
 
 def add_parser(sub):
-    p = sub.add_parser("parse", help="list the events of a log",
-                       description="List every event of a TCG2 log (crypto-agile or SHA1-legacy).")
+    p = command(sub, "parse", "list the events of a log",
+                "List every event of a TCG2 event log (crypto-agile or SHA1-legacy): offset, PCR, type, digests "
+                "and size, with the Arm CCA events QEMU writes decoded. Nothing is verified: a malformed log is "
+                "an error with its code and byte offset (exit 1).",
+                ["fastrim parse realm.log", "fastrim parse /sys/kernel/security/tpm0/binary_bios_measurements --json"])
     add_log_argument(p)
-    p.add_argument("--json", action="store_true", help="JSON lines, one event each")
+    p.add_argument("--json", action="store_true", help="JSON lines, one event each, digests in hex (default: text)")
     p.set_defaults(parser=p, run=run)
 
 

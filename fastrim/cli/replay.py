@@ -4,16 +4,18 @@ import json
 
 from ..log import cca, pcr, tcg
 from ..store.files import map_file
-from .common import EXIT_OK, add_log_argument, add_replay_options, replay_options
+from .common import EXIT_OK, add_log_argument, add_replay_options, command, replay_options
 
 
 def add_parser(sub):
-    p = sub.add_parser("replay", help="replay PCR banks, and the RIM of a CCA log",
-                       description="Replay the logged digests into PCR banks (TPM style); for an Arm CCA "
-                       "log also rebuild the RIM when --refs holds every measured image.")
+    p = command(sub, "replay", "replay PCR banks, and the RIM of a CCA log",
+                "Replay the logged digests into PCR banks (TPM style), for any TCG2 log; for an Arm CCA realm "
+                "log also rebuild the RIM, step by step, when --refs holds every measured image (else the "
+                "reason there is none). Nothing is compared: use verify for a verdict.",
+                ["fastrim replay tpm-eventlog.bin --json", "fastrim replay realm.log --refs /srv/known-good"])
     add_log_argument(p)
     add_replay_options(p, refs_required=False)
-    p.add_argument("--json", action="store_true", help="one JSON object, digests in lower-case hex")
+    p.add_argument("--json", action="store_true", help="one JSON object, digests in lower-case hex (default: text)")
     p.set_defaults(parser=p, run=run)
 
 

@@ -10,6 +10,10 @@ from .common import (
     add_attestation_options,
     add_log_argument,
     add_replay_options,
+    check_outputs,
+    command,
+    input_dir,
+    input_file,
     platform_keys,
     replay_options,
     write_ear,
@@ -24,18 +28,24 @@ def _rim_arg(text):
 
 
 def add_parser(sub):
-    p = sub.add_parser("verify", help="verify a CCA log against an expected RIM",
-                       description="Replay the RIM of an Arm CCA log and compare it with the attested value: "
-                       "--rim or --token, else the sidecar X.token (checked against --platform-key), else X.rim. "
-                       "Without one the verdict is 'unverified'.")
+    p = command(sub, "verify", "verify a CCA log against an expected RIM",
+                "Replay the RIM of an Arm CCA realm log against the known-good images in --refs and compare "
+                "it with the attested value: --rim or --token, else the sidecar X.token (believed only once "
+                "checked against a --platform-key), else X.rim. Prints one line: pass, fail, error or "
+                "unverified (no attested value; the computed RIM is shown).",
+                ["fastrim verify realm.log --refs /srv/known-good --rim 3d1f...e0",
+                 "fastrim verify realm.log --refs refs/ --token realm.token --platform-key cca_platform.pem",
+                 "fastrim verify realm.log --refs refs/ --json --ear realm.ear.jsonl"])
     add_log_argument(p)
     add_replay_options(p, refs_required=True)
     attested = p.add_mutually_exclusive_group()
-    attested.add_argument("--rim", metavar="HEX", type=_rim_arg, help="the attested RIM (hex); beats any sidecar")
+    attested.add_argument("--rim", metavar="HEX", type=_rim_arg,
+                          help="the attested RIM (32 or 64 bytes of hex); beats any sidecar (default: none)")
     attested.add_argument("--token", metavar="FILE",
-                          help="the realm's CCA attestation token (tag 399 or 907); beats any sidecar")
+                          help="the realm's CCA attestation token (tag 399 or 907); beats any sidecar (default: none)")
     add_attestation_options(p)
-    p.add_argument("--json", action="store_true", help="one JSON object, digests in lower-case hex")
+    p.add_argument("--json", action="store_true",
+                   help="the result row as one JSON object, digests in lower-case hex (default: one line of text)")
     p.set_defaults(parser=p, run=run)
 
 
@@ -44,6 +54,10 @@ def run(args):
     from ..store.refs import RefStore
     from ..verifier import PASS, UNVERIFIED, Context, LogSource, Settings, verify
 
+    check_outputs(args.parser, [("--ear", args.ear)])
+    input_dir(args.parser, "--refs", args.refs)
+    if args.token:
+        input_file(args.parser, "--token", args.token)
     keys = platform_keys(args)
     refs = RefStore(args.refs, cache_dir=args.cache_dir)
     settings = Settings(refs, replay_options(args), None if args.no_cache else args.cache_dir,

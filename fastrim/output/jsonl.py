@@ -1,12 +1,15 @@
-"""Result rows as JSON lines: digests as lower-case hex."""
+"""Result rows as JSON lines: digests as lower-case hex, times in ISO 8601."""
 
+import datetime
 import json
 
 
 def jsonable(value):
-    """value with bytes as lower-case hex, for JSON output."""
+    """value with bytes as lower-case hex and times in ISO 8601, for JSON output."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).hex()
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

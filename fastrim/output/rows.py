@@ -2,6 +2,7 @@
 definition of its columns and their Arrow types. Output formats read rows;
 nothing here reads them back."""
 
+from .. import __version__
 from ..evidence import claims
 from ..log.cca import REALM_PARAMS
 from ..verifier import ERROR, Verdict
@@ -10,11 +11,13 @@ from ..verifier import ERROR, Verdict
 REALM_COLUMNS = tuple((name, code) for name, code in REALM_PARAMS if name != "hash_algo")
 
 
-def row(verdict):
-    """The result row of a Verdict: flat fields, digests as bytes."""
+def row(verdict, root=None):
+    """The result row of a Verdict: flat fields, digests as bytes. root is
+    the LOGS directory the log was found under (its name is relative to it)."""
     vmm, realm = verdict.vm_version, verdict.realm
     return {
         "log": verdict.log,
+        "root": root,
         "status": verdict.status,
         "error_code": verdict.error_code,
         "detail": verdict.detail,
@@ -37,6 +40,8 @@ def row(verdict):
             }
             for image, ref in verdict.images
         ],
+        "unknown_images": [image.digest for image, ref in verdict.images if image.digest is not None and ref is None],
+        "steps": [{"label": label, "rim": value} for label, value in verdict.steps],
         "events": verdict.events,
         "granules": verdict.granules,
         "bytes_hashed": verdict.bytes_hashed,
@@ -65,9 +70,16 @@ def _token_columns(result):
     }
 
 
-def internal_row(name, code, detail, backend):
-    """The row of a log that no verdict could be had for (a worker crashed)."""
-    return row(Verdict(name, ERROR, error_code=code, detail=detail, backend=backend))
+def internal_row(log_file, code, detail, backend):
+    """The row of a log (a run.work.LogFile) that no verdict could be had
+    for: its worker crashed or raised."""
+    return row(Verdict(log_file.name, ERROR, error_code=code, detail=detail, backend=backend), log_file.root)
+
+
+def run_columns(run_id, run_at, host):
+    """The columns every row of one run shares, so that nights can be told
+    apart and compared: a UUID, when it started (an aware datetime), where."""
+    return {"run_id": run_id, "run_at": run_at, "host": host, "fastrim_version": __version__}
 
 
 def arrow_schema(metadata=None):
@@ -78,6 +90,7 @@ def arrow_schema(metadata=None):
     ints = {"Q": pa.uint64(), "B": pa.uint8()}
     schema = pa.schema([
         pa.field("log", pa.string(), nullable=False),
+        ("root", text),
         pa.field("status", text, nullable=False),
         ("error_code", text),
         ("detail", pa.string()),
@@ -97,6 +110,8 @@ def arrow_schema(metadata=None):
             ("digest", pa.binary()),
             ("reference", pa.string()),
         ]))),
+        ("unknown_images", pa.list_(pa.binary())),
+        ("steps", pa.list_(pa.struct([("label", pa.string()), ("rim", pa.binary())]))),
         ("events", pa.uint32()),
         ("granules", pa.uint64()),
         ("bytes_hashed", pa.uint64()),
@@ -114,5 +129,9 @@ def arrow_schema(metadata=None):
         ("realm_hash_algo", text),
         ("elapsed_ms", pa.float64()),
         ("backend", text),
+        ("run_id", text),
+        ("run_at", pa.timestamp("us", tz="UTC")),
+        ("host", text),
+        ("fastrim_version", text),
     ])
     return schema.with_metadata(metadata) if metadata else schema

@@ -4,23 +4,41 @@ attested RIM is a row of --expected, else its X.token sidecar, else its
 X.rim sidecar (read by the worker). The parent alone writes the output.
 """
 
+import datetime
 import os
+import socket
 import time
+import uuid
 from dataclasses import dataclass
 
 from ..errors import FileError
 from ..evidence.expected import LOG_SUFFIXES
+from ..output.rows import run_columns
 from ..verifier import STATUSES
 from .work import LogFile, Task
 
 
-def discover(roots):
-    """Every *.log / *.bin file under each root (a root may also be one file),
-    largest first. With several roots, names keep the root as given."""
-    found = []
+def unique_roots(roots):
+    """roots in the order given, each directory or file once however it is spelled."""
+    seen, unique = set(), []
     for root in roots:
+        real = os.path.realpath(root)
+        if real not in seen:
+            seen.add(real)
+            unique.append(root)
+    return unique
+
+
+def discover(roots):
+    """Every *.log / *.bin file under each root (a root may also be one log
+    file: its directory is then the root), largest first. Each is named by
+    its path relative to its root, and carries the root as given, so that
+    two nights over the same directories give the same keys."""
+    found = []
+    for root in unique_roots(roots):
+        shown = os.path.normpath(root)
         if os.path.isfile(root):
-            found.append(LogFile(root, root, os.path.getsize(root)))
+            found.append(LogFile(root, os.path.dirname(shown) or ".", os.path.basename(shown), os.path.getsize(root)))
             continue
         if not os.path.isdir(root):
             raise FileError(f"{root} is neither a directory nor a file", code="io.unreadable")
@@ -30,16 +48,37 @@ def discover(roots):
                 if not filename.endswith(LOG_SUFFIXES):
                     continue
                 path = os.path.join(directory, filename)
-                name = os.path.relpath(path, root)
-                if len(roots) > 1:
-                    name = os.path.join(root, name)
                 try:
                     size = os.stat(path).st_size
                 except OSError:
                     size = 0  # its worker will report it unreadable
-                found.append(LogFile(path, name, size))
-    found.sort(key=lambda f: (-f.size, f.name))
+                found.append(LogFile(path, shown, os.path.relpath(path, root), size))
+    found.sort(key=lambda f: (-f.size, f.root, f.name))
     return found
+
+
+def row_key(row):
+    """The stable order of rows: by root, then log."""
+    return row["root"] or "", row["log"]
+
+
+class InOrder:
+    """Rows of some logs given back in the stable order (row_key) as soon as
+    every row before them has come: what --jsonl streams."""
+
+    def __init__(self, logs):
+        self._keys = sorted((log_file.root, log_file.name) for log_file in logs)
+        self._next = 0
+        self._waiting = {}
+
+    def add(self, row):
+        """The rows that can go out now that row has come, in order."""
+        self._waiting[row_key(row)] = row
+        ready = []
+        while self._next < len(self._keys) and self._keys[self._next] in self._waiting:
+            ready.append(self._waiting.pop(self._keys[self._next]))
+            self._next += 1
+        return ready
 
 
 @dataclass
@@ -63,16 +102,19 @@ class Summary:
 def run(logs, settings, executor, expected=None, on_row=None):
     """Verify logs (work.LogFile list) with settings (verifier.Settings)
     through executor (e.g. local.LocalExecutor). expected maps log names
-    to attested RIMs. Returns the rows sorted by log name and a Summary;
-    on_row(row) sees each row as it comes."""
+    to attested RIMs. Every row gets the run's columns (output.rows.run_columns).
+    Returns the rows in the stable order (row_key) and a Summary; on_row(row)
+    sees each row as it comes."""
     expected = expected or {}
     started = time.perf_counter()
+    stamp = run_columns(str(uuid.uuid4()), datetime.datetime.now(datetime.timezone.utc), socket.gethostname())
     rows = []
     for row in executor.map(settings, (Task(log_file, expected.get(log_file.name)) for log_file in logs)):
+        row.update(stamp)
         rows.append(row)
         if on_row is not None:
             on_row(row)
-    rows.sort(key=lambda row: row["log"])
+    rows.sort(key=row_key)
     counts = dict.fromkeys(STATUSES, 0)
     for row in rows:
         counts[row["status"]] += 1

@@ -35,10 +35,10 @@ class LocalExecutor:
                     continue
                 if isinstance(outcome, WorkerCrash):
                     log.warning("%s: %s; the batch goes on", task.log.name, outcome)
-                    outcome = internal_row(task.log.name, "internal.worker_crash",
-                                           f"{outcome} while verifying this log", backend)
+                    outcome = internal_row(task.log, "internal.worker_crash", f"{outcome} while verifying this log",
+                                           backend)
                 elif not isinstance(outcome, dict):  # a WorkerError
                     log.warning("%s: internal error: %s", task.log.name, outcome)
-                    outcome = internal_row(task.log.name, "internal.error", str(outcome), backend)
+                    outcome = internal_row(task.log, "internal.error", str(outcome), backend)
                 outcome["bytes_hashed"] += task.bytes_hashed
                 yield outcome

@@ -70,6 +70,7 @@ class _PipeQueue:
 
 def _worker_main(conn, parent_ends, make_worker, make_args, log_over_pipe):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how to stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and stops a worker with SIGTERM: no handler of its to run
     # A forked worker inherits the parent's end of its own pipe and of its
     # siblings': held here they would keep the pipes open after the parent
     # died, and no worker would see EOF (nor EPIPE) and exit.
@@ -81,11 +82,16 @@ def _worker_main(conn, parent_ends, make_worker, make_args, log_over_pipe):
     if log_over_pipe:
         logging.getLogger().handlers[:] = [logging.handlers.QueueHandler(_PipeQueue(conn))]
     function = make_worker(*make_args)  # the worker's state lives in this function, nowhere else
+    try:
+        _serve(conn, function)
+    except (EOFError, OSError):
+        pass  # the parent is gone or stopping the pool: nothing left to report to
+
+
+def _serve(conn, function):
+    """Run the chunks of tasks the parent sends until it sends None."""
     while True:
-        try:
-            chunk = conn.recv()
-        except EOFError:
-            return
+        chunk = conn.recv()
         if chunk is None:
             return
         done, since = [], None

@@ -13,7 +13,8 @@ from ..verifier import Context, LogSource, verify
 
 class LogFile(NamedTuple):
     path: str
-    name: str  # as reported: relative to the LOGS directory given
+    root: str  # the LOGS directory it was found under, as given
+    name: str  # as reported: the path relative to root
     size: int
 
 
@@ -45,4 +46,4 @@ def run_task(context, task):
     verdict = verify(context, source, defer_busy=not task.wait)
     if verdict.busy:
         return Deferred(verdict.bytes_hashed)
-    return rows.row(verdict)
+    return rows.row(verdict, task.log.root)

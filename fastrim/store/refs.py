@@ -51,12 +51,14 @@ def _hash_file(path):
 
 
 def _hash_files(paths, jobs):
+    """The digests of each file, in order, as they come."""
     if jobs <= 1 or len(paths) <= 1:
-        return [_hash_file(path) for path in paths]
+        yield from map(_hash_file, paths)
+        return
     import concurrent.futures  # here: a one-log verify should not pay for its import
 
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
-        return list(pool.map(_hash_file, paths))
+        yield from pool.map(_hash_file, paths)
 
 
 def _indexed_digests(entry, stamp):
@@ -72,16 +74,20 @@ def _indexed_digests(entry, stamp):
 
 
 class RefStore:
-    def __init__(self, root, cache_dir=None, jobs=1):
+    """The images under root, indexed by digest. progress, when given, is
+    called as progress(files, bytes) before new or changed files are hashed
+    and returns something with advance(nbytes=) and close() (run.progress)."""
+
+    def __init__(self, root, cache_dir=None, jobs=1, progress=None):
         self.root = os.path.abspath(root)
         if not os.path.isdir(self.root):
             raise FileError(f"reference store {root} is not a directory", code="io.unreadable")
         key = hashlib.sha256(self.root.encode()).hexdigest()[:32]
         self.index_path = os.path.join(cache_dir or default_cache_dir(), "refs", key + ".json")
-        self.hashed = 0  # files hashed by the last refresh
+        self.hashed = self.hashed_bytes = 0  # files (and their bytes) hashed by the last refresh
         self._images = {}
         self._by_digest = {}
-        self.refresh(jobs)
+        self.refresh(jobs, progress)
 
     def _load_index(self):
         try:
@@ -93,7 +99,7 @@ class RefStore:
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return {}  # a missing or damaged index is rebuilt, never trusted
 
-    def refresh(self, jobs=1):
+    def refresh(self, jobs=1, progress=None):
         """Walk the store; hash only new files and those whose stamp changed,
         in `jobs` processes when there are several (largest first)."""
         known = self._load_index()
@@ -114,11 +120,17 @@ class RefStore:
                 else:
                     stale.append((name, path, st))
         stale.sort(key=lambda item: -item[2].st_size)
-        self.hashed = 0
+        self.hashed = self.hashed_bytes = 0
+        bar = progress(len(stale), sum(st.st_size for _, _, st in stale)) if progress and stale else None
         for (name, path, st), digests in zip(stale, _hash_files([path for _, path, _ in stale], jobs)):
+            if bar is not None:
+                bar.advance(nbytes=st.st_size)
             if digests is not None:  # None: it vanished or cannot be read, and is left out
                 images[name] = RefImage(name, path, st.st_size, _stamp(st), digests)
                 self.hashed += 1
+                self.hashed_bytes += st.st_size
+        if bar is not None:
+            bar.close()
         images = dict(sorted(images.items()))
         self._images = images
         self._by_digest = {}
