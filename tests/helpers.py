@@ -10,6 +10,19 @@ from fastrim.store.content import ContentCache
 from fastrim.store.refs import MemoryRefStore
 
 
+def fastrim(*args, backend="cffi", cache=None, **popen_args):
+    """The fastrim command in a child process on one backend (cache: its FASTRIM_CACHE_DIR)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, FASTRIM_BACKEND=backend)
+    if cache:
+        env["FASTRIM_CACHE_DIR"] = str(cache)
+    return subprocess.run([sys.executable, "-m", "fastrim", *map(str, args)], capture_output=True, text=True, env=env,
+                          **popen_args)
+
+
 def MemoryRefs(images):
     """A reference store in memory holding the measured images of a spec."""
     return MemoryRefStore({i.description.lower() + ".bin": i.data for i in images if i.data is not None})
@@ -92,12 +105,13 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
-def start_slow_batch(fleet_root, out_dir, cache_dir, **popen_args):
-    """fastrim batch over a synth fleet in a child process whose (forked)
-    workers take 0.4 s a log: still running when a test interrupts it."""
+def start_slow_batch(fleet_root, out_dir, cache_dir, extra=(), **popen_args):
+    """fastrim batch over a synth fleet (writing out_dir/r.parquet) in a
+    child process whose (forked) workers take 0.4 s a log: still running
+    when a test interrupts it."""
     import subprocess
     import sys
 
     return subprocess.Popen([sys.executable, "-c", SLOW_BATCH, "batch", fleet_root / "logs", "--refs",
                              fleet_root / "refs", "--out", out_dir / "r.parquet", "--jobs", "2",
-                             "--cache-dir", cache_dir], **popen_args)
+                             "--cache-dir", cache_dir, *extra], **popen_args)

@@ -2,20 +2,11 @@
 clean line on stderr for a bad log."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+from helpers import fastrim
 
 BACKENDS = ["cffi", "python"]
-
-
-def fastrim(*args, backend="cffi", cache=None):
-    env = dict(os.environ, FASTRIM_BACKEND=backend)
-    if cache:
-        env["FASTRIM_CACHE_DIR"] = str(cache)
-    return subprocess.run([sys.executable, "-m", "fastrim", *map(str, args)], capture_output=True, text=True, env=env)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -13,7 +13,7 @@ from typing import Optional
 from .. import __version__
 from ..algorithms import RIM_ALGORITHMS
 from ..backend import select
-from ..errors import ResultsNotWritten
+from ..errors import FastrimError, ResultsNotWritten
 from .common import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -219,7 +219,10 @@ def run(args):
     logs = discover(roots)
     if not logs:
         args.parser.error(f"no *.log or *.bin files under {', '.join(roots)}: nothing to verify")
-    expected = read_expected_file(args.expected) if args.expected else {}
+    try:
+        expected = read_expected_file(args.expected) if args.expected else {}
+    except FastrimError as exc:  # a file the operator wrote wrong: nothing was verified
+        args.parser.error(str(exc))
     outputs = Outputs(args.out, args.jsonl, args.ear, tuple(args.argv), show_progress=not args.quiet)
     cache_dir = None if args.no_cache else args.cache_dir
     refs, indexing = _index(args, args.cache_dir, outputs)

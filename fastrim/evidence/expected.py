@@ -3,13 +3,13 @@ explicitly (--rim, a row of --expected), a CCA token (--token, or the
 sidecar X.token, believed only once checked), or the sidecar X.rim holding
 hex. An explicit value beats a sidecar; a token beats a .rim file."""
 
-import json
 import os
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
 from ..errors import FastrimError, FileError, InputError, TokenError
 from ..store.files import read_head
+from . import jsontext
 
 LOG_SUFFIXES = (".log", ".bin")
 RIM_SIZES = (32, 64)
@@ -108,13 +108,8 @@ def read_expected_file(path):
     except (OSError, UnicodeDecodeError) as exc:
         raise FileError(f"cannot read --expected {path}: {exc}", code="io.unreadable") from None
     if text.lstrip().startswith("{"):
-        rows = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:
-                    raise InputError(f"{path} line {number} is not JSON", code="input.bad_expected") from None
+        rows = [jsontext.loads(line, f"{path} line {number}", "input.bad_expected")
+                for number, line in enumerate(text.splitlines(), 1) if line.strip()]
     else:
         rows = list(csv.DictReader(text.splitlines()))
     expected = {}

@@ -15,7 +15,6 @@ the verdict says `fail` with the first failed check's code.
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from ..algorithms import BY_IANA_NAME
 from ..errors import FileError, InputError, TokenError
 from ..store.files import read_head
+from . import jsontext
 from .claims import (
     CLAIM_CHALLENGE,
     CLAIM_HASH_ALGO,
@@ -109,7 +109,9 @@ def parse_platform_key(name, raw):
     path = name
     try:
         if raw.lstrip().startswith(b"{"):
-            jwk = json.loads(raw)
+            jwk = jsontext.loads(raw.decode("utf-8", "replace"), f"platform key {path}", "input.bad_key")
+            if not isinstance(jwk, dict):
+                raise ValueError("a JWK is a JSON object")
             if jwk.get("kty") != "EC" or jwk.get("crv") not in _JWK_CURVES:
                 raise ValueError("only EC JWKs on P-256, P-384 or P-521")
             numbers = ec.EllipticCurvePublicNumbers(int.from_bytes(_b64url(jwk["x"]), "big"),
