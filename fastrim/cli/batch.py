@@ -1,14 +1,11 @@
 """fastrim batch: every log under some directories, in worker processes,
 one result row per log; and run_batch, which `demo` runs too."""
 
-import datetime
 import json
 import logging
 import os
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Optional
 
 from .. import __version__
 from ..algorithms import RIM_ALGORITHMS
@@ -66,18 +63,15 @@ def add_parser(sub):
     p.set_defaults(parser=p, run=run)
 
 
-@dataclass
 class Outputs:
-    """Where a batch's rows go, the argv recorded with them, and what the run
-    has to say once (warnings, also kept in the results' metadata)."""
+    """Where a batch's rows go (a Parquet file, JSON lines on stdout in the
+    stable order, EAR claims sets), the argv recorded with them, and what the
+    run has to say once (warnings, also kept in the results' metadata)."""
 
-    out: Optional[str] = None  # Parquet file
-    jsonl: bool = False  # rows on stdout, in the stable order
-    ear: Optional[str] = None  # EAR claims sets, JSON lines
-    argv: tuple = ()
-    show_progress: bool = True
-    warnings: list = field(default_factory=list)
-    stdout_closed: bool = False
+    def __init__(self, out=None, jsonl=False, ear=None, argv=(), show_progress=True):
+        self.out, self.jsonl, self.ear, self.argv, self.show_progress = out, jsonl, ear, argv, show_progress
+        self.warnings = []
+        self.stdout_closed = False
 
     def warn(self, message):
         self.warnings.append(message)
@@ -138,6 +132,8 @@ def _write_outputs(outputs, settings, rows):
 
 
 def _write_results(outputs, settings, rows):
+    import datetime
+
     from ..output.parquet import write_parquet
 
     impl = select.load(settings.backend) if settings.backend else select.active

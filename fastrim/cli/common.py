@@ -10,7 +10,7 @@ import stat
 
 from ..errors import FastrimError, ResultsNotWritten
 from ..log.tcg import DEFAULT_MAX_EVENT_SIZE, MAX_EVENT_SIZE_LIMIT
-from ..rim.replay import DEFAULT_MAX_MEASURED_BYTES, DEFAULT_MAX_RIPAS_BLOCKS, MAX_LIMIT, PROFILES, ReplayOptions
+from ..rim import DEFAULT_MAX_MEASURED_BYTES, DEFAULT_MAX_RIPAS_BLOCKS, MAX_LIMIT, PROFILES
 from ..store import default_cache_dir
 from ..store.files import output_problem, same_file, write_atomic
 
@@ -171,6 +171,8 @@ def add_attestation_options(p):
 
 
 def replay_options(args):
+    from ..rim.replay import ReplayOptions
+
     return ReplayOptions(
         profile=args.profile, force_lpa2=args.force_lpa2, bps_wps_as_counts=args.bps_wps_as_counts,
         max_measured_bytes=args.max_measured_bytes, max_ripas_blocks=args.max_ripas_blocks,

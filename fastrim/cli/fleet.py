@@ -4,7 +4,6 @@
 import os
 import tempfile
 
-from ..rim.replay import ReplayOptions
 from .batch import Outputs, run_batch
 from .common import EXIT_FAILED, EXIT_OK, add_jobs_option, check_jobs, command, float_in, int_in
 
@@ -64,6 +63,7 @@ def _short(value, width):
 
 def run_demo(args):
     from ..fleetgen import fleet
+    from ..rim.replay import ReplayOptions
     from ..run.batch import discover
     from ..run.local import LocalExecutor
     from ..store.refs import RefStore

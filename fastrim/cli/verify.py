@@ -3,7 +3,6 @@
 import argparse
 
 from ..errors import FastrimError
-from ..evidence.expected import parse_rim_hex
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -21,6 +20,8 @@ from .common import (
 
 
 def _rim_arg(text):
+    from ..evidence.expected import parse_rim_hex
+
     try:
         return parse_rim_hex(text, "--rim")
     except FastrimError as exc:

@@ -18,18 +18,9 @@ from ..log.cca import REALM_PARAMS, ImageLoad, InitRipas, RecCreate
 from ..store import NO_CACHES
 from ..store.content import BUSY
 from ..store.steps import step_key
-
-PROFILES = ("1.0-rel0", "1.0-eac2", "2.0")
+from . import DEFAULT_MAX_MEASURED_BYTES, DEFAULT_MAX_RIPAS_BLOCKS, MAX_LIMIT, PROFILES
 
 _BLOCK_SHIFTS = {0: 39, 1: 30, 2: 21, 3: 12}  # RTT level -> block size (4 KiB granule)
-
-# Work a log may ask of the verifier; beyond it the log is refused rather
-# than replayed (configurable). Image bytes, measured or not: 64 GiB is ~16 M
-# descriptors, seconds of C. RIPAS blocks: a whole 52-bit IPA space splits
-# into a few thousand, so a million only comes from a log repeating them.
-DEFAULT_MAX_MEASURED_BYTES = 64 << 30
-DEFAULT_MAX_RIPAS_BLOCKS = 1 << 20
-MAX_LIMIT = (1 << 63) - 1  # the largest limit either may be set to
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""fastrim's entry point: the parser, logging, signals and exit statuses."""
+"""The parser, logging, signals and exit statuses of the fastrim command."""
 
 import argparse
 import logging
