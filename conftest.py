@@ -30,6 +30,15 @@ def corpus_params(relpath, pick):
     return pick(json.loads(path.read_text()))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_key_file(tmp_path_factory):
+    """Every test, and every process a test starts, keeps its cache key in a
+    temporary directory, never in the user's ~/.config."""
+    path = tmp_path_factory.mktemp("key", numbered=True) / "cache.key"
+    os.environ["FASTRIM_CACHE_KEY_FILE"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def corpus():
     """The shared corpus of public logs; its absence fails CI and skips elsewhere."""

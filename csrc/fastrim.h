@@ -79,8 +79,10 @@ int fr_pcr_replay(const uint8_t *buf, const fr_event *events, uint32_t n_events,
 
 /* What fr_rim_data and fr_rim_chain return instead of a granule count. */
 enum {
-    FR_RIM_BAD_ALG = -1,      /* not a RIM algorithm: refused, nothing hashed */
-    FR_RIM_CRYPTO_FAILED = -2 /* libcrypto reported a failure */
+    FR_RIM_BAD_ALG = -1,       /* not a RIM algorithm: refused, nothing hashed */
+    FR_RIM_CRYPTO_FAILED = -2, /* libcrypto reported a failure */
+    FR_RIM_SHORT_FILE = -3,    /* fr_rim_file: the file ended (was truncated) before img_len bytes */
+    FR_RIM_MAP_FAILED = -4     /* fr_rim_file: the file could not be mapped */
 };
 
 /* RMI_DATA_CREATE for every granule an image covers, in one call: the image
@@ -90,6 +92,13 @@ enum {
  * (0x000B or 0x000D). Returns the number of granules, or FR_RIM_*. */
 int64_t fr_rim_data(uint16_t alg, uint8_t *rim, const uint8_t *img,
                     uint64_t img_len, uint64_t base, uint8_t *contents_out);
+
+/* fr_rim_data over the first img_len bytes of the open file fd, mapped
+ * read-only in place. A file truncated while it is hashed would fault on
+ * the missing pages (SIGBUS); that fault is caught and reported as
+ * FR_RIM_SHORT_FILE instead of killing the process. */
+int64_t fr_rim_file(uint16_t alg, uint8_t *rim, int fd, uint64_t img_len,
+                    uint64_t base, uint8_t *contents_out);
 
 /* Granule content hashing kernels. */
 enum {

@@ -2,7 +2,12 @@
  * the rolling RIM (rim-spec.md section 3; twin: rim_data and rim_chain in
  * fastrim/backend/fallback.py), and the choice of granule hashing kernel. */
 
+#define _POSIX_C_SOURCE 200809L /* sigaction, sigsetjmp, mmap */
+
+#include <setjmp.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "fastrim.h"
 #include "hash.h"
@@ -157,4 +162,50 @@ int64_t fr_rim_chain(uint16_t alg, uint8_t *rim, uint64_t ipa0, uint64_t n,
             return FR_RIM_CRYPTO_FAILED;
     chain_end(&chain, rim);
     return (int64_t)n;
+}
+
+/* ---- a mapped file that may shrink underneath ---------------------------- */
+
+/* Armed (per thread) while fr_rim_file hashes a mapping: a SIGBUS there
+ * means the file lost pages, and returns to the call instead of killing. */
+static _Thread_local sigjmp_buf *mapping_guard;
+
+static void on_sigbus(int sig, siginfo_t *info, void *context)
+{
+    (void)info;
+    (void)context;
+    if (mapping_guard) siglongjmp(*mapping_guard, 1);
+    signal(sig, SIG_DFL); /* not ours: the fault repeats with the default action */
+}
+
+int64_t fr_rim_file(uint16_t alg, uint8_t *rim, int fd, uint64_t img_len,
+                    uint64_t base, uint8_t *contents_out)
+{
+    if (!fr_rim_digest_size(alg)) return FR_RIM_BAD_ALG;
+    if (img_len == 0) return fr_rim_data(alg, rim, NULL, 0, base, contents_out);
+    void *map = mmap(NULL, (size_t)img_len, PROT_READ, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) return FR_RIM_MAP_FAILED;
+    posix_madvise(map, (size_t)img_len, POSIX_MADV_SEQUENTIAL);
+    struct sigaction ours, theirs;
+    memset(&ours, 0, sizeof(ours));
+    ours.sa_sigaction = on_sigbus;
+    ours.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&ours.sa_mask);
+    volatile int64_t result = FR_RIM_MAP_FAILED; /* volatile: set on both sides of a siglongjmp */
+    if (sigaction(SIGBUS, &ours, &theirs) == 0) {
+        sigjmp_buf jump;
+        uint8_t start[MEASUREMENT_SIZE];
+        memcpy(start, rim, MEASUREMENT_SIZE);
+        if (sigsetjmp(jump, 1) == 0) {
+            mapping_guard = &jump;
+            result = fr_rim_data(alg, rim, map, img_len, base, contents_out);
+        } else {
+            memcpy(rim, start, MEASUREMENT_SIZE); /* nothing of a half-hashed image is kept */
+            result = FR_RIM_SHORT_FILE;
+        }
+        mapping_guard = NULL;
+        sigaction(SIGBUS, &theirs, NULL);
+    }
+    munmap(map, (size_t)img_len);
+    return result;
 }

@@ -54,6 +54,12 @@ class ReferenceImageError(FastrimError, LookupError):
     code = "ref.unknown_image"
 
 
+def image_truncated():
+    """What both backends raise when an image file ends before its indexed size while it is hashed."""
+    return ReferenceImageError("the image file ended before its indexed size: it was truncated while it was hashed",
+                               code="ref.changed")
+
+
 class FileError(FastrimError, OSError):
     """A file could not be read or written."""
 

@@ -21,10 +21,21 @@ from .evidence.expected import ExpectedSource, read_attested
 from .log import cca, tcg
 from .rim.replay import ReplayOptions, RimResult, replay_rim
 from .store import Caches
-from .store.files import map_file
 
 PASS, FAIL, ERROR, UNVERIFIED = "pass", "fail", "error", "unverified"
 STATUSES = (PASS, FAIL, ERROR, UNVERIFIED)
+
+
+class Limits(NamedTuple):
+    """How much of a log fastrim reads: its size, and any one event's."""
+
+    max_event_size: int = tcg.DEFAULT_MAX_EVENT_SIZE
+    max_log_size: int = tcg.DEFAULT_MAX_LOG_SIZE
+
+    def checked(self):
+        check_int("max_event_size", self.max_event_size, 1, tcg.MAX_EVENT_SIZE_LIMIT)
+        check_int("max_log_size", self.max_log_size, 1, tcg.MAX_LOG_SIZE_LIMIT)
+        return self
 
 
 @dataclass(frozen=True)
@@ -38,12 +49,12 @@ class Settings:
     refs: object = None
     options: ReplayOptions = ReplayOptions()
     cache_dir: Optional[str] = None
-    max_event_size: int = tcg.DEFAULT_MAX_EVENT_SIZE
+    limits: Limits = Limits()
     backend: Optional[str] = None  # None: the live one
     platform_keys: tuple = ()
 
     def __post_init__(self):
-        check_int("max_event_size", self.max_event_size, 1, tcg.MAX_EVENT_SIZE_LIMIT)
+        self.limits.checked()
 
 
 @dataclass
@@ -55,12 +66,12 @@ class Context:
     caches: Caches = Caches()
     impl: object = None  # a backend module; None: the live one
     platform_keys: tuple = ()  # evidence.token.PlatformKey
-    max_event_size: int = tcg.DEFAULT_MAX_EVENT_SIZE
+    limits: Limits = Limits()
     same_logs: object = None  # a SameLogMemo, or None
 
     def __post_init__(self):
         self.impl = self.impl or select.active
-        check_int("max_event_size", self.max_event_size, 1, tcg.MAX_EVENT_SIZE_LIMIT)
+        self.limits.checked()
 
     @classmethod
     def from_settings(cls, settings):
@@ -71,7 +82,7 @@ class Context:
             keys = tuple(token.parse_platform_key(name, raw) for name, raw in settings.platform_keys)
         impl = select.load(settings.backend) if settings.backend else select.active
         return cls(settings.refs, settings.options, Caches.open(settings.cache_dir), impl, keys,
-                   settings.max_event_size, SameLogMemo())
+                   settings.limits, SameLogMemo())
 
 
 class LogSource(NamedTuple):
@@ -129,7 +140,7 @@ def replay_bytes(context, data, defer_busy=False):
     """The LogOutcome of the log in data: parse, decode, replay."""
     outcome = LogOutcome()
     try:
-        log = tcg.parse(data, max_event_size=context.max_event_size, impl=context.impl)
+        log = tcg.parse(data, max_event_size=context.limits.max_event_size, impl=context.impl)
         outcome.events = len(log)
         decoded = cca.decode(log)
     except FastrimError as exc:
@@ -190,7 +201,7 @@ def verify(context, source, defer_busy=False):
     try:
         attested = read_attested(source.expected, source.path, context.platform_keys)
         verdict.expected_rim, verdict.rim_source, verdict.token = attested.rim, attested.source, attested.token
-        data = source.data if source.data is not None else map_file(source.path)
+        data = source.data if source.data is not None else tcg.read_log(source.path, context.limits.max_log_size)
         outcome = context.same_logs.get(data) if context.same_logs is not None else None
         if outcome is None:
             outcome = replay_bytes(context, data, defer_busy)

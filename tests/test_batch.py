@@ -217,7 +217,7 @@ def test_damaged_caches_are_dropped_never_trusted(small_fleet, tmp_path, impl, c
     cache = tmp_path / "cache"
     cold, _ = _in_process_batch(root, tmp_path, impl, cache=cache)
     # Flip a byte of every step-memo record's RIM: checksums fail, records are skipped.
-    memo = cache / "steps" / "steps-v1.bin"
+    memo = cache / "steps" / "steps-v2.bin"
     data = bytearray(memo.read_bytes())
     for offset in range(40, len(data), 128):
         data[offset] ^= 0xFF
@@ -253,7 +253,8 @@ def test_unreadable_logs_are_error_rows(tmp_path, small_fleet):
     run = fastrim("batch", logs, "--refs", root / "refs", "--out", out, cache=tmp_path / "cache")
     rows = {r["log"]: r for r in pq.read_table(out).to_pylist()}
     assert sorted(rows) == ["dangling.log", "empty.log", "fifo.bin", "good.log"]
-    assert rows["dangling.log"]["error_code"] == rows["fifo.bin"]["error_code"] == "io.unreadable"
+    assert rows["dangling.log"]["error_code"] == "io.unreadable"
+    assert rows["fifo.bin"]["error_code"] == "io.not_regular"
     assert rows["empty.log"]["error_code"] == "log.empty"
     assert rows["good.log"]["status"] in ("pass", "unverified", "fail")
     assert run.returncode == 1

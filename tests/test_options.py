@@ -57,8 +57,9 @@ log = synth.write_log(synth.RealmSpec())
 results = []
 for value in json.load(sys.stdin):
     for name, call in (("parse", lambda v: tcg.parse(log, max_event_size=v).format),
-                       ("settings", lambda v: verifier.Settings(max_event_size=v).max_event_size),
-                       ("context", lambda v: verifier.Context(max_event_size=v).max_event_size),
+                       ("settings", lambda v: verifier.Settings(limits=verifier.Limits(max_event_size=v)).limits),
+                       ("context", lambda v: verifier.Context(limits=verifier.Limits(max_event_size=v)).limits),
+                       ("log_size", lambda v: verifier.Limits(max_log_size=v).checked()),
                        ("measured", lambda v: ReplayOptions(max_measured_bytes=v).max_measured_bytes),
                        ("ripas", lambda v: ReplayOptions(max_ripas_blocks=v).max_ripas_blocks)):
         try:
@@ -135,7 +136,7 @@ def test_the_python_api_checks_the_same_ranges_on_both_backends():
     c_results, py_results = (_run(API_CHILD, values, backend) for backend in ("cffi", "python"))
     assert c_results == py_results
     outcomes = {(name, value): kind for name, value, kind, _ in c_results}
-    for name in ("parse", "settings", "context"):
+    for name in ("parse", "settings", "context"):  # max_event_size
         assert [outcomes[(name, v)] for v in (-1, 0, 2**31, 2**32 - 1, 2**32, 2**64)] == \
             ["OptionError", "OptionError", "ok", "ok", "OptionError", "OptionError"], name
     for name in ("measured", "ripas"):

@@ -16,6 +16,10 @@ A backend module (fastrim.backend.native or fastrim.backend.fallback) provides:
     mask of the PCRs that received an extend; None when the hash is missing.
 ``rim_data(alg, rim, image, base, keep_contents) -> (rim, granules, contents)``
     RMI_DATA_CREATE for every granule of an image loaded at base.
+``rim_file(alg, rim, fd, size, base, keep_contents) -> (rim, granules, contents)``
+    rim_data over the first size bytes of the open file fd, read in place
+    (C: mapped; Python: in pieces). A file that ends early, or is truncated
+    while it is hashed, raises errors.image_truncated(), never a SIGBUS.
 ``rim_chain(alg, rim, ipa0, granules, contents) -> rim``
     The descriptor chain alone, from cached content hashes or unmeasured.
 ``hash_kernel(alg) -> str``

@@ -5,6 +5,7 @@ backends give the same records, digests, error codes and offsets.
 """
 
 import hashlib
+import os
 import struct
 
 from .. import errors
@@ -237,6 +238,34 @@ def rim_data(alg, rim, image, base, keep_contents):
         contents.append(content)
         rim = _chain_step(hash_fn, rim, first + g * GRANULE_SIZE, content)
     return rim, n, (b"".join(contents) if keep_contents else None)
+
+
+_FILE_PIECE = 16 << 20  # bytes read and hashed at a time: a whole image need not fit in memory
+
+
+def _pread_exactly(fd, size, offset):
+    parts, got = [], 0
+    while got < size:
+        part = os.pread(fd, min(size - got, _FILE_PIECE), offset + got)
+        if not part:
+            raise errors.image_truncated()
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def rim_file(alg, rim, fd, size, base, keep_contents):
+    # Granule-aligned pieces: each but the first starts on a granule, so
+    # chaining rim_data over them is rim_data over the whole image.
+    first, n = granule_span(base, size)
+    contents, offset, want = [], 0, _FILE_PIECE - (base - first)
+    while True:
+        piece = _pread_exactly(fd, min(want, size - offset), offset)
+        rim, _, part = rim_data(alg, rim, piece, base + offset, keep_contents)
+        contents.append(part)
+        offset, want = offset + len(piece), _FILE_PIECE
+        if offset >= size:
+            return rim, n, (b"".join(contents) if keep_contents else None)
 
 
 def rim_chain(alg, rim, ipa0, n, contents):

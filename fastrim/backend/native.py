@@ -131,6 +131,10 @@ def _measurement(rim):
 def _checked(count, alg):
     if count == lib.FR_RIM_BAD_ALG:  # rim_algorithm() lets only RIM algorithms through: a mismatch
         raise errors.InputError(f"the C core refused RIM algorithm 0x{alg:04x}", code="input.unsupported_alg")
+    if count == lib.FR_RIM_SHORT_FILE:
+        raise errors.image_truncated()
+    if count == lib.FR_RIM_MAP_FAILED:
+        raise errors.FileError("the image file could not be mapped", code="io.unreadable")
     if count < 0:
         raise errors.FastrimError("libcrypto failed while hashing", code="internal.crypto")
     return count
@@ -143,6 +147,15 @@ def rim_data(alg, rim, image, base, keep_contents):
     granules = granule_span(base, len(data))[1]
     contents = ffi.new("uint8_t[]", granules * dlen) if keep_contents else ffi.NULL
     n = _checked(lib.fr_rim_data(alg, state, data, len(data), base, contents), alg)
+    return ffi.buffer(state)[:], n, (ffi.buffer(contents)[:] if keep_contents else None)
+
+
+def rim_file(alg, rim, fd, size, base, keep_contents):
+    dlen = rim_algorithm(alg).digest_size
+    state = _measurement(rim)
+    granules = granule_span(base, size)[1]
+    contents = ffi.new("uint8_t[]", granules * dlen) if keep_contents else ffi.NULL
+    n = _checked(lib.fr_rim_file(alg, state, fd, size, base, contents), alg)
     return ffi.buffer(state)[:], n, (ffi.buffer(contents)[:] if keep_contents else None)
 
 

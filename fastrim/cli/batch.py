@@ -17,13 +17,15 @@ from .common import (
     EXIT_OK,
     add_attestation_options,
     add_jobs_option,
-    add_max_event_size,
+    add_log_limits,
     add_replay_options,
+    cache_dir,
     check_jobs,
     check_outputs,
     command,
     input_dir,
     input_file,
+    limits,
     platform_keys,
     replay_options,
     write_ear,
@@ -47,7 +49,7 @@ def add_parser(sub):
     p.add_argument("logs", nargs="+", metavar="LOGS",
                    help="directories of logs (or single log files); the same directory given twice counts once")
     add_replay_options(p, refs_required=True)
-    add_max_event_size(p)
+    add_log_limits(p)
     p.add_argument("--out", metavar="FILE",
                    help="Parquet results file, written atomically; a new file or a regular file it replaces "
                    "(keeping its mode), never a directory, device or symbolic link (default: none)")
@@ -163,7 +165,7 @@ def exit_status(rows, strict=False, stdout_closed=False):
     return EXIT_OK
 
 
-def _index(args, cache_dir, outputs):
+def _index(args, directory, outputs):
     """The reference store, indexed (with progress on a terminal); says what was hashed now."""
     from ..run.progress import Progress
     from ..store.refs import RefStore
@@ -173,7 +175,7 @@ def _index(args, cache_dir, outputs):
     def progress(files, nbytes):
         return Progress(files, "files", nbytes)
 
-    refs = RefStore(args.refs, cache_dir=cache_dir, jobs=args.jobs, progress=progress if outputs.show_progress else None)
+    refs = RefStore(args.refs, cache_dir=directory, jobs=args.jobs, progress=progress if outputs.show_progress else None)
     took = time.perf_counter() - started
     if refs.hashed:
         outputs.warn(f"indexed {refs.hashed} new or changed reference images ({refs.hashed_bytes / 1e6:,.0f} MB) "
@@ -220,13 +222,13 @@ def run(args):
     except FastrimError as exc:  # a file the operator wrote wrong: nothing was verified
         args.parser.error(str(exc))
     outputs = Outputs(args.out, args.jsonl, args.ear, tuple(args.argv), show_progress=not args.quiet)
-    cache_dir = None if args.no_cache else args.cache_dir
-    refs, indexing = _index(args, args.cache_dir, outputs)
+    directory = cache_dir(args)
+    refs, indexing = _index(args, directory, outputs)
     _token_sidecars_without_keys(logs, keys, outputs)
-    settings = Settings(refs, replay_options(args), cache_dir, args.max_event_size, platform_keys=keys)
+    settings = Settings(refs, replay_options(args), directory, limits(args), platform_keys=keys)
     log.info("backend %s, hash kernels %s; content cache and step memo: %s", select.active.NAME,
              ", ".join(f"{a.name} {select.active.hash_kernel(a.tcg_id)}" for a in RIM_ALGORITHMS),
-             cache_dir or "off (--no-cache)")
+             directory or "off")
     rows, summary = run_batch(logs, settings, LocalExecutor(args.jobs), outputs, expected)
     whole = time.perf_counter() - started
     where = f"; results in {args.out}" if args.out else ""

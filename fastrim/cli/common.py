@@ -9,7 +9,7 @@ import os
 import stat
 
 from ..errors import FastrimError, ResultsNotWritten
-from ..log.tcg import DEFAULT_MAX_EVENT_SIZE, MAX_EVENT_SIZE_LIMIT
+from ..log.tcg import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LOG_SIZE, MAX_EVENT_SIZE_LIMIT, MAX_LOG_SIZE_LIMIT
 from ..rim import DEFAULT_MAX_MEASURED_BYTES, DEFAULT_MAX_RIPAS_BLOCKS, MAX_LIMIT, PROFILES
 from ..store import default_cache_dir
 from ..store.files import output_problem, same_file, write_atomic
@@ -119,14 +119,23 @@ def csv_choice(choices):
     return parse
 
 
-def add_max_event_size(p):
+def add_log_limits(p):
     p.add_argument("--max-event-size", type=int_in(1, MAX_EVENT_SIZE_LIMIT), default=DEFAULT_MAX_EVENT_SIZE,
                    metavar="BYTES", help="refuse events larger than this, 1 to 2^32-1 (default %(default)s)")
+    p.add_argument("--max-log-size", type=int_in(1, MAX_LOG_SIZE_LIMIT), default=DEFAULT_MAX_LOG_SIZE,
+                   metavar="BYTES", help="refuse, before reading it, a log larger than this: log.too_large "
+                   "(default %(default)s)")
+
+
+def limits(args):
+    from ..verifier import Limits
+
+    return Limits(args.max_event_size, args.max_log_size)
 
 
 def add_log_argument(p):
     p.add_argument("log", help="the TCG2 event log (binary)")
-    add_max_event_size(p)
+    add_log_limits(p)
 
 
 def add_replay_options(p, refs_required):
@@ -144,9 +153,30 @@ def add_replay_options(p, refs_required):
     p.add_argument("--max-ripas-blocks", type=int_in(0, MAX_LIMIT), default=DEFAULT_MAX_RIPAS_BLOCKS, metavar="N",
                    help="refuse a log whose INIT_RIPAS events split into more RTT blocks (default %(default)s)")
     p.add_argument("--no-cache", action="store_true",
-                   help="do not read or write the content-hash cache and step memo")
+                   help="no cache at all: no reference index, content-hash cache or step memo is read or written; "
+                   "every image is hashed (default: off)")
     p.add_argument("--cache-dir", default=default_cache_dir(), metavar="DIR",
-                   help="cache directory (default: $FASTRIM_CACHE_DIR or %(default)s)")
+                   help="cache directory, private to this user (made with mode 0700); its records are "
+                   "authenticated with the key in $FASTRIM_CACHE_KEY_FILE or ~/.config/fastrim/cache.key "
+                   "(default: $FASTRIM_CACHE_DIR or %(default)s)")
+
+
+def cache_dir(args, directory=None):
+    """The cache directory to use, or None: --no-cache, or one that cannot be
+    made private or whose key cannot be had (said once: the run goes on
+    without a cache, slower but as correct)."""
+    if getattr(args, "no_cache", False):
+        return None
+    from ..errors import FileError
+    from ..store import usable_cache_dir
+
+    try:
+        return usable_cache_dir(directory or args.cache_dir)
+    except FileError as exc:
+        import logging
+
+        logging.getLogger("fastrim").warning("%s: running without a cache", exc.args[0])
+        return None
 
 
 def add_jobs_option(p, what):

@@ -66,6 +66,7 @@ def run_demo(args):
     from ..rim.replay import ReplayOptions
     from ..run.batch import discover
     from ..run.local import LocalExecutor
+    from ..store import usable_cache_dir
     from ..store.refs import RefStore
     from ..verifier import Settings
 
@@ -75,6 +76,7 @@ def run_demo(args):
         manifest = fleet.generate(work, vms=args.vms, seed=args.seed, tamper=args.tamper, scale=args.scale)
         logs, out, cache_dir = discover([os.path.join(work, "logs")]), os.path.join(work, "results.parquet"), \
             os.path.join(work, "cache")
+        cache_dir = usable_cache_dir(cache_dir)
         refs = RefStore(os.path.join(work, "refs"), cache_dir=cache_dir, jobs=args.jobs)
         settings = Settings(refs, ReplayOptions(), cache_dir)
         outputs, executor = Outputs(out, argv=tuple(args.argv), show_progress=False), LocalExecutor(args.jobs)

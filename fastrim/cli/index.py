@@ -1,7 +1,7 @@
 """fastrim index: build or refresh the reference image index."""
 
 from ..store import default_cache_dir
-from .common import EXIT_OK, add_jobs_option, check_jobs, command, input_dir
+from .common import EXIT_OK, add_jobs_option, cache_dir, check_jobs, command, input_dir
 
 
 def add_parser(sub):
@@ -29,6 +29,7 @@ def run(args):
     def progress(files, nbytes):
         return Progress(files, "files", nbytes)
 
-    store = RefStore(args.refs, cache_dir=args.cache_dir, jobs=args.jobs, progress=None if args.quiet else progress)
-    print(f"{len(store)} reference images in {store.root}, {store.hashed} hashed now; index {store.index_path}")
+    store = RefStore(args.refs, cache_dir=cache_dir(args), jobs=args.jobs, progress=None if args.quiet else progress)
+    print(f"{len(store)} reference images in {store.root}, {store.hashed} hashed now; "
+          f"index {store.index_path or 'not kept (no usable cache directory)'}")
     return EXIT_OK

@@ -6,7 +6,6 @@ from ..algorithms import tcg_name
 from ..errors import LogFormatError
 from ..log import cca, tcg
 from ..output.jsonl import jsonable
-from ..store.files import map_file
 from .common import EXIT_OK, add_log_argument, command
 
 
@@ -50,7 +49,7 @@ def _event_dict(log, event):
 
 
 def run(args):
-    log = tcg.parse(map_file(args.log), max_event_size=args.max_event_size)
+    log = tcg.parse(tcg.read_log(args.log, args.max_log_size), max_event_size=args.max_event_size)
     for event in log.events:
         item = _event_dict(log, event)
         if args.json:

@@ -3,8 +3,7 @@
 import json
 
 from ..log import cca, pcr, tcg
-from ..store.files import map_file
-from .common import EXIT_OK, add_log_argument, add_replay_options, command, replay_options
+from .common import EXIT_OK, add_log_argument, add_replay_options, cache_dir, command, limits, replay_options
 
 
 def add_parser(sub):
@@ -20,7 +19,7 @@ def add_parser(sub):
 
 
 def run(args):
-    data = map_file(args.log)
+    data = tcg.read_log(args.log, args.max_log_size)
     log = tcg.parse(data, max_event_size=args.max_event_size)
     banks = pcr.replay_pcrs(log)
     out = {
@@ -43,8 +42,9 @@ def _rim(args, data):
     from ..store.refs import RefStore
     from ..verifier import Context, LogSource, Settings, verify
 
-    refs = RefStore(args.refs, cache_dir=args.cache_dir) if args.refs else None
-    settings = Settings(refs, replay_options(args), None if args.no_cache else args.cache_dir, args.max_event_size)
+    directory = cache_dir(args)
+    refs = RefStore(args.refs, cache_dir=directory) if args.refs else None
+    settings = Settings(refs, replay_options(args), directory, limits(args))
     verdict = verify(Context.from_settings(settings),
                      LogSource(args.log, data, expected=ExpectedSource(sidecars=False)))
     out = {"hash_algo": verdict.hash_algo} if verdict.hash_algo else {}

@@ -9,10 +9,12 @@ from .common import (
     add_attestation_options,
     add_log_argument,
     add_replay_options,
+    cache_dir,
     check_outputs,
     command,
     input_dir,
     input_file,
+    limits,
     platform_keys,
     replay_options,
     write_ear,
@@ -60,9 +62,9 @@ def run(args):
     if args.token:
         input_file(args.parser, "--token", args.token)
     keys = platform_keys(args)
-    refs = RefStore(args.refs, cache_dir=args.cache_dir)
-    settings = Settings(refs, replay_options(args), None if args.no_cache else args.cache_dir,
-                        args.max_event_size, platform_keys=keys)
+    directory = cache_dir(args)
+    refs = RefStore(args.refs, cache_dir=directory)
+    settings = Settings(refs, replay_options(args), directory, limits(args), platform_keys=keys)
     source = LogSource(args.log, expected=ExpectedSource(args.rim, args.token))
     verdict = verify(Context.from_settings(settings), source)
     if args.ear or args.json:

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from ..algorithms import BY_IANA_NAME
 from ..errors import FileError, InputError, TokenError
 from ..store.files import read_head
-from . import jsontext
+from . import jsontext, strictcbor
 from .claims import (
     CLAIM_CHALLENGE,
     CLAIM_HASH_ALGO,
@@ -129,11 +129,18 @@ def parse_platform_key(name, raw):
     return PlatformKey(name, _fingerprint(key), key)
 
 
-def _sign1(raw, which):
+def _loads(raw, what):
+    """The CBOR item raw holds, once strictcbor finds it strict (one item,
+    definite lengths, distinct map keys, nothing after it)."""
+    strictcbor.check(raw, what)
     try:
-        message = cbor2.loads(raw)
+        return cbor2.loads(raw)
     except Exception as exc:  # cbor2 raises a variety of errors on bad input
-        raise TokenError(f"the {which} token is not CBOR: {exc}", code="token.malformed") from None
+        raise TokenError(f"the {what} is not CBOR: {exc}", code="token.malformed") from None
+
+
+def _sign1(raw, which):
+    message = _loads(raw, f"{which} token")
     if not (isinstance(message, cbor2.CBORTag) and message.tag == TAG_SIGN1):
         raise TokenError(f"the {which} token is not a tagged COSE_Sign1", code="token.malformed")
     parts = message.value
@@ -142,11 +149,8 @@ def _sign1(raw, which):
         raise TokenError(f"the {which} COSE_Sign1 is not [protected, unprotected, payload, signature]",
                          code="token.malformed")
     protected, _, payload, signature = parts
-    try:
-        header = cbor2.loads(protected) if protected else {}
-        claims = cbor2.loads(payload)
-    except Exception as exc:
-        raise TokenError(f"the {which} token's header or claims are not CBOR: {exc}", code="token.malformed") from None
+    header = _loads(protected, f"{which} token's protected header") if protected else {}
+    claims = _loads(payload, f"{which} token's claims")
     if not isinstance(header, Mapping) or not isinstance(claims, Mapping):
         raise TokenError(f"the {which} token's header or claims are not maps", code="token.malformed")
     return protected, header, payload, signature, claims
@@ -154,7 +158,7 @@ def _sign1(raw, which):
 
 def _signature_ok(key, alg, protected, payload, signature):
     """ECDSA over the COSE Sig_structure; False for any mismatch of algorithm, curve or signature."""
-    if alg not in _ALGS:
+    if not isinstance(alg, int) or alg not in _ALGS:
         return False
     hash_type, curve, size = _ALGS[alg]
     if not isinstance(key.curve, curve) or len(signature) != 2 * size:
@@ -169,10 +173,7 @@ def _signature_ok(key, alg, protected, payload, signature):
 
 
 def _collection(data):
-    try:
-        top = cbor2.loads(data)
-    except Exception as exc:
-        raise TokenError(f"the token is not CBOR: {exc}", code="token.malformed") from None
+    top = _loads(data, "token")
     if isinstance(top, Mapping) and isinstance(top.get("pat"), cbor2.CBORTag):
         top = top["pat"]  # a Parsec key-attestation bundle: {"kat": ..., "pat": CCA token}
     if not isinstance(top, cbor2.CBORTag) or top.tag not in (TAG_COLLECTION, TAG_CMW_COLLECTION) \
@@ -197,7 +198,7 @@ def _realm_key(claims):
     raw = claims[CLAIM_RAK]
     try:
         if CLAIM_PROFILE in claims:
-            cose_key = cbor2.loads(raw)
+            cose_key = _loads(raw, "realm attestation key")
             curve = _COSE_CURVES[cose_key[-1]]
             if cose_key.get(1) != 2:
                 raise ValueError("not an EC2 COSE_Key")

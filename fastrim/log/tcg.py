@@ -6,12 +6,17 @@ from typing import NamedTuple
 
 from ..algorithms import tcg_name
 from ..backend import select
-from ..errors import check_int
+from ..errors import LogFormatError, check_int
+from ..store.files import read_bounded
 from ..tcgdefs import event_type_name
 
 # Real events are far smaller; a larger eventSize is refused by default.
 DEFAULT_MAX_EVENT_SIZE = 1 << 20
 MAX_EVENT_SIZE_LIMIT = 0xFFFFFFFF  # eventSize is a 32-bit field
+# QEMU's log area is 64 KiB, a TPM's a few hundred; a larger log is refused
+# before it is read (configurable).
+DEFAULT_MAX_LOG_SIZE = 64 << 20
+MAX_LOG_SIZE_LIMIT = 1 << 40
 
 
 class Event(NamedTuple):  # a tuple: built for every event of every log, it must be cheap
@@ -76,3 +81,16 @@ def parse(buf, *, max_event_size=DEFAULT_MAX_EVENT_SIZE, impl=None):
     check_int("max_event_size", max_event_size, 1, MAX_EVENT_SIZE_LIMIT)
     impl = impl or select.active
     return EventLog(buf, impl.frame(buf, max_event_size), impl)
+
+
+def read_log(path, max_log_size=DEFAULT_MAX_LOG_SIZE):
+    """The bytes of the log file at path, read whole (a log is small; never
+    mapped, so a log truncated meanwhile is a short log, not a SIGBUS).
+    LogFormatError log.too_large, before reading, above max_log_size."""
+    check_int("max_log_size", max_log_size, 1, MAX_LOG_SIZE_LIMIT)
+
+    def too_large(size):
+        return LogFormatError(f"the log is {size} bytes, more than the limit of {max_log_size} (--max-log-size)",
+                              code="log.too_large")
+
+    return read_bounded(path, max_log_size, too_large)

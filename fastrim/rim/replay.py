@@ -287,9 +287,9 @@ def _hash_image(how, alg, rim, step, ref, result):
     if ref is None:  # loaded unmeasured
         return impl.rim_chain(alg, rim, first, count, None)
     if cache is None:
-        rim, _, _ = impl.rim_data(alg, rim, step.refs.open(ref), image.base, False)
         result.bytes_hashed += image.size
-        return rim
+        with step.refs.open(ref) as data:
+            return data.measure(impl, alg, rim, image.base, False)[0]
     key = (alg, image.digest, image.base % GRANULE_SIZE)
     contents = cache.get(key, count)
     if contents is None:
@@ -299,9 +299,10 @@ def _hash_image(how, alg, rim, step, ref, result):
         with lock:
             contents = cache.get(key, count)  # another process may have filled it meanwhile
             if contents is None:
-                rim, _, contents = impl.rim_data(alg, rim, step.refs.open(ref), image.base, True)
                 result.bytes_hashed += image.size
-                cache.put(key, contents)
+                with step.refs.open(ref) as data:
+                    rim, _, contents = data.measure(impl, alg, rim, image.base, True)
+                cache.put(key, contents)  # only now: an image that changed while hashed raised, and left nothing
                 return rim
     result.cache_hits += 1
     return impl.rim_chain(alg, rim, first, count, contents)

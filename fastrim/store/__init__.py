@@ -1,11 +1,13 @@
 """What the verifier keeps: reference images (refs.py), the content-hash
-cache (content.py), the step memo (steps.py), and safe file access
-(files.py)."""
+cache (content.py), the step memo (steps.py), the key that authenticates
+them (cachekey.py), and safe file access (files.py)."""
 
 import os
 from typing import NamedTuple, Optional
 
+from . import cachekey
 from .content import ContentCache
+from .files import private_dir
 from .steps import StepMemo
 
 
@@ -26,9 +28,19 @@ class Caches(NamedTuple):
 
     @classmethod
     def open(cls, directory):
-        """Both caches under directory (persistent, shared), or for None an
-        in-memory step memo alone."""
-        return cls(ContentCache(directory) if directory else None, StepMemo(directory))
+        """Both caches under directory (persistent, shared, authenticated with
+        the cache key), or for None an in-memory step memo alone."""
+        if not directory:
+            return cls(None, StepMemo())
+        return cls(ContentCache(directory), StepMemo(directory))
+
+
+def usable_cache_dir(directory):
+    """directory, once it is private to this user (made 0700 if missing) and
+    the cache key can be had; FileError saying why not otherwise."""
+    private_dir(directory)
+    cachekey.cache_key()
+    return directory
 
 
 NO_CACHES = Caches()

@@ -2,27 +2,30 @@
 and its offset within its first granule, never on the RIM, so it is kept per
 (algorithm, image digest, base % 4096) and shared across processes and runs.
 
-Files are written atomically and checked on every read (header fields and a
-SHA-256 of the payload); a damaged file is deleted and rebuilt, never trusted.
+A file holds a header and the hashes, with an HMAC-SHA-256 over both under
+the cache key (store.cachekey): a file that fails it, or any other check,
+is dropped and recomputed, never trusted. Files are read whole (never
+mapped), not through links, and written atomically in private directories.
 A lock file per entry lets concurrent workers hash each image once; a
 worker that would rather do other work than wait is told BUSY.
 """
 
 import fcntl
-import hashlib
 import logging
-import mmap
 import os
+import stat
 import struct
 
-from .files import write_atomic
+from . import cachekey
+from .files import open_private, private_dir, read_fd, write_atomic
 
 log = logging.getLogger("fastrim.cache")
 
-_MAGIC = b"FRCCv001"
-_HEADER = struct.Struct("<8sHHH2xQ64s32s")  # magic, alg, offset, dlen, count, image digest, payload sha256
-_HEADER_SIZE = 128
-
+_MAGIC = b"FRCCv002"
+_FIELDS = struct.Struct("<8sHHH2xQ64s")  # magic, alg, offset, dlen, count, image digest (padded)
+_HEADER_SIZE = 128  # the fields, the MAC, zeros
+_MAC_AT = _FIELDS.size
+_MAX_DIGEST = 64
 
 BUSY = "busy"  # what lock() returns when another process holds the entry
 
@@ -44,35 +47,43 @@ class EntryLock:
 
 
 class ContentCache:
-    def __init__(self, directory):
+    """The content hashes under directory, authenticated with key (default:
+    the cache key, store.cachekey)."""
+
+    def __init__(self, directory, key=None):
         self.directory = directory
-        self.rejected = 0  # damaged files found and dropped
+        self.key = key or cachekey.cache_key()
+        self.rejected = 0  # damaged or forged files found and dropped
 
     def _path(self, key):
         alg, digest, offset = key
         return os.path.join(self.directory, "content", f"{alg:04x}", f"{digest.hex()}-{offset:03x}.bin")
 
     def get(self, key, count):
-        """The count content hashes for key as a read-only buffer, or None."""
+        """The count content hashes for key (bytes), or None."""
         path = self._path(key)
-        st = None
         try:
-            with open(path, "rb") as f:
-                st = os.fstat(f.fileno())
-                if st.st_size < _HEADER_SIZE:
-                    raise ValueError("short")
-                data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            fd = open_private(path, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
-            return self._reject(path, st)
+        except OSError:
+            return self._reject(path, None)
+        try:
+            st = os.fstat(fd)
+            data = read_fd(fd, _HEADER_SIZE + count * _MAX_DIGEST + 1) if _regular(st) else b""
+        except OSError:
+            data = b""
+        finally:
+            os.close(fd)
         alg, digest, offset = key
-        magic, h_alg, h_offset, dlen, h_count, h_digest, checksum = _HEADER.unpack_from(data)
-        payload = memoryview(data)[_HEADER_SIZE:]
+        if len(data) < _HEADER_SIZE:
+            return self._reject(path, st)
+        magic, h_alg, h_offset, dlen, h_count, h_digest = _FIELDS.unpack_from(data)
+        payload = data[_HEADER_SIZE:]
         if (
             (magic, h_alg, h_offset, h_count, h_digest) != (_MAGIC, alg, offset, count, digest.ljust(64, b"\0"))
             or len(payload) != count * dlen
-            or hashlib.sha256(payload).digest() != checksum
+            or not cachekey.verify(self.key, data[_MAC_AT:_MAC_AT + cachekey.MAC_SIZE], data[:_MAC_AT], payload)
         ):
             return self._reject(path, st)
         return payload
@@ -81,23 +92,33 @@ class ContentCache:
         """Drop the damaged file that was read, but not a good one another
         process may have renamed over it meanwhile."""
         self.rejected += 1
-        log.warning("dropped a damaged content-cache file %s", path)
+        log.warning("dropped a damaged or forged content-cache file %s", path)
         try:
-            now = os.stat(path)
+            now = os.lstat(path)
             if st is None or (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
                 os.unlink(path)
         except OSError:
             pass
         return None
 
+    def _entry_dir(self, key):
+        """The entry's directory, private (made 0700, ours), or None when it cannot be."""
+        try:
+            return private_dir(os.path.dirname(self._path(key)))
+        except OSError:
+            return None
+
     def lock(self, key, wait=True):
         """key's EntryLock, to hold while its contents are computed and put;
         BUSY, when another process holds it and wait is False."""
-        path = self._path(key) + ".lock"
+        if self._entry_dir(key) is None:
+            return EntryLock(None)
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_private(self._path(key) + ".lock", os.O_RDWR | os.O_CREAT)
         except OSError:
+            return EntryLock(None)  # a link or special file planted as the lock: hash without it
+        if not _regular(os.fstat(fd)):
+            os.close(fd)
             return EntryLock(None)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -109,13 +130,15 @@ class ContentCache:
     def put(self, key, contents):
         alg, digest, offset = key
         dlen = len(digest)
-        header = _HEADER.pack(
-            _MAGIC, alg, offset, dlen, len(contents) // dlen, digest.ljust(64, b"\0"),
-            hashlib.sha256(contents).digest(),
-        ).ljust(_HEADER_SIZE, b"\0")
-        path = self._path(key)
+        fields = _FIELDS.pack(_MAGIC, alg, offset, dlen, len(contents) // dlen, digest.ljust(64, b"\0"))
+        header = (fields + cachekey.mac(self.key, fields, contents)).ljust(_HEADER_SIZE, b"\0")
+        if self._entry_dir(key) is None:
+            return
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            write_atomic(path, lambda f: (f.write(header), f.write(contents)))
+            write_atomic(self._path(key), lambda f: (f.write(header), f.write(contents)))
         except OSError:
             pass  # an unwritable cache costs speed, not correctness
+
+
+def _regular(st):
+    return stat.S_ISREG(st.st_mode)

@@ -1,51 +1,113 @@
-"""Reading inputs in place and writing outputs atomically."""
+"""Safe file access, one place for all of it. Everything fastrim reads is
+opened non-blocking (a FIFO's open never waits for a writer), checked to be
+a regular file (a FIFO, device or socket is io.not_regular, never a hang or
+an endless read) and read up to a bound; nothing is memory-mapped, so a file
+truncated while it is read is a short read, never a SIGBUS. Cache files are
+opened without following a final symbolic link and created with O_EXCL in
+directories fastrim made (mode 0700) and owns. Outputs are written
+atomically and never through a link."""
 
-import mmap
 import os
 import stat
 import tempfile
 
 from ..errors import FileError
 
-# Below this size a read is cheaper than setting up and tearing down a mapping.
-_READ_LIMIT = 1 << 20
+_CHUNK = 1 << 20
 
 
-def _open_regular(path):
-    """A read-only file object for path, refused unless it is a regular file:
-    a FIFO or a device planted among the inputs could block or never end
-    (O_NONBLOCK keeps even the open from waiting for a FIFO's writer)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    f = open(fd, "rb", buffering=0)
+def _describe(exc):
+    return exc.strerror or str(exc)
+
+
+def open_regular(path, follow=True):
+    """(fd, stat) of path opened for reading; FileError io.not_regular unless
+    it is a regular file (with follow False, a symbolic link is refused too).
+    FileNotFoundError passes through for callers to whom a missing file is
+    news, not an error."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if not follow and os.path.islink(path):
+            raise FileError(f"{path} is a symbolic link, which fastrim does not follow here",
+                            code="io.not_regular") from None
+        raise FileError(f"cannot read {path}: {_describe(exc)}", code="io.unreadable") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
-        f.close()
-        raise OSError("not a regular file")
-    return f, st.st_size
+        os.close(fd)
+        raise FileError(f"{path} is not a regular file (a FIFO, device, socket or directory)", code="io.not_regular")
+    return fd, st
 
 
-def map_file(path):
-    """The bytes of a file: read when small, else memory-mapped read-only."""
+def read_fd(fd, limit):
+    """Up to limit bytes from fd, to its end (a short read is the file's end)."""
+    parts, left = [], limit
+    while left > 0:
+        part = os.read(fd, min(left, _CHUNK))
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
+def read_bounded(path, limit, too_large=None, follow=True):
+    """The bytes of the regular file at path, refused before reading when it
+    is larger than limit: too_large(size) makes that error (default: a
+    FileError io.too_large)."""
     try:
-        f, size = _open_regular(path)
-        with f:
-            if size <= _READ_LIMIT:
-                return f.readall()
-            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError) as exc:
-        raise FileError(f"cannot read {path}: {exc}", code="io.unreadable") from None
-
-
-def read_head(path, limit):
-    """Up to limit bytes from the start of a small regular file, or None when it does not exist."""
+        fd, st = open_regular(path, follow)
+    except FileNotFoundError as exc:
+        raise FileError(f"cannot read {path}: {_describe(exc)}", code="io.unreadable") from None
     try:
-        f, _ = _open_regular(path)
-        with f:
-            return f.read(limit)
+        if st.st_size > limit:
+            raise (too_large(st.st_size) if too_large else
+                   FileError(f"{path} is {st.st_size} bytes, more than {limit}", code="io.too_large"))
+        return read_fd(fd, limit)
+    except OSError as exc:
+        raise FileError(f"cannot read {path}: {_describe(exc)}", code="io.unreadable") from None
+    finally:
+        os.close(fd)
+
+
+def read_head(path, limit, follow=True):
+    """Up to limit bytes from the start of a regular file, or None when it does not exist."""
+    try:
+        fd, _ = open_regular(path, follow)
     except FileNotFoundError:
         return None
+    try:
+        return read_fd(fd, limit)
     except OSError as exc:
-        raise FileError(f"cannot read {path}: {exc}", code="io.unreadable") from None
+        raise FileError(f"cannot read {path}: {_describe(exc)}", code="io.unreadable") from None
+    finally:
+        os.close(fd)
+
+
+def private_dir(path):
+    """path as a directory that only this user can write, made (mode 0700)
+    if missing; FileError when it is a link, not a directory, not ours, or
+    open to others: a cache there could be written by someone else."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+    except OSError as exc:
+        raise FileError(f"cannot make the cache directory {path}: {_describe(exc)}", code="io.unwritable") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise FileError(f"cache directory {path} is not a directory (or is a link)", code="io.unwritable")
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise FileError(f"cache directory {path} is not private to this user (owner {st.st_uid}, "
+                        f"mode {stat.S_IMODE(st.st_mode):o})", code="io.unwritable")
+    return path
+
+
+def open_private(path, flags):
+    """os.open of a file in a private directory: never through a final link,
+    created (when flags has O_CREAT) with mode 0600."""
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
 
 def _target_problem(path):

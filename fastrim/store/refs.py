@@ -1,26 +1,34 @@
 """Reference stage: the verifier's own known-good images, found by the digest
 the log records (SHA-256 or SHA-512 of the whole file).
 
-The index of digests is kept under the cache directory and refreshed only for
-files whose stamp changed: size, mtime, ctime and inode. The ctime cannot be
-set back by touch or utime, so an image rewritten in place with its old size
-and mtime is still caught. An image whose file changed after it was indexed
-is hashed again before use.
+The index of digests is kept under the cache directory, authenticated with
+the cache key (a forged or damaged index is rebuilt, never trusted), and
+refreshed only for files whose stamp changed: size, mtime, ctime and inode.
+The ctime cannot be set back by touch or utime, so an image rewritten in
+place with its old size and mtime is still caught. Without a cache
+directory there is no index: every image is hashed. Only regular files are
+images (a FIFO or a link to /dev/zero is skipped, never read). An image is
+hashed in place and must keep its stamp from open to close: one that
+changes while it is hashed is ref.changed, and nothing of it is kept.
 """
 
 import hashlib
 import json
+import logging
 import os
+import stat
 from typing import NamedTuple
 
 from ..algorithms import BY_NAME, BY_TCG_ID, RIM_ALGORITHMS
 from ..errors import FileError, ReferenceImageError
-from . import default_cache_dir
-from .files import map_file, write_atomic
+from . import cachekey
+from .files import open_regular, private_dir, read_bounded, read_fd, write_atomic
 
-_INDEX_VERSION = 3  # 3: digests by algorithm name
+log = logging.getLogger("fastrim.cache")
+
+_INDEX_MAGIC = b"fastrim-index-v4"  # then the HMAC of the JSON body in hex, a newline, the body
+_MAX_INDEX = 1 << 30
 _CHUNK = 1 << 20
-
 
 _RIM_IDS = {a.tcg_id: a for a in RIM_ALGORITHMS}
 
@@ -37,17 +45,28 @@ class RefImage(NamedTuple):
     digests: dict  # TCG algorithm id -> digest of the whole file, for each RIM algorithm
 
 
+def _digests_of_fd(fd, algorithms):
+    """{TCG algorithm id: digest} of what fd reads, to its end."""
+    hashes = {a.tcg_id: a.new() for a in algorithms}
+    while chunk := read_fd(fd, _CHUNK):
+        for h in hashes.values():
+            h.update(chunk)
+    return {alg: h.digest() for alg, h in hashes.items()}
+
+
 def _hash_file(path):
-    """{TCG algorithm id: digest} of a file for every RIM algorithm, or None when it cannot be read."""
-    hashes = {a.tcg_id: a.new() for a in RIM_ALGORITHMS}
+    """{TCG algorithm id: digest} of a regular file for every RIM algorithm,
+    or None when it cannot be read or is not a regular file."""
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                for h in hashes.values():
-                    h.update(chunk)
+        fd, _ = open_regular(path)
     except OSError:
         return None
-    return {alg: h.digest() for alg, h in hashes.items()}
+    try:
+        return _digests_of_fd(fd, RIM_ALGORITHMS)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _hash_files(paths, jobs):
@@ -82,22 +101,34 @@ class RefStore:
         self.root = os.path.abspath(root)
         if not os.path.isdir(self.root):
             raise FileError(f"reference store {root} is not a directory", code="io.unreadable")
-        key = hashlib.sha256(self.root.encode()).hexdigest()[:32]
-        self.index_path = os.path.join(cache_dir or default_cache_dir(), "refs", key + ".json")
+        name = hashlib.sha256(self.root.encode()).hexdigest()[:32]
+        self.index_path = os.path.join(cache_dir, "refs", name + ".idx") if cache_dir else None
+        self._key = cachekey.cache_key() if cache_dir else None
         self.hashed = self.hashed_bytes = 0  # files (and their bytes) hashed by the last refresh
         self._images = {}
         self._by_digest = {}
         self.refresh(jobs, progress)
 
     def _load_index(self):
+        """{name: entry} from the index; empty when there is none, or when it
+        is damaged or forged (its MAC fails): rebuilt, never trusted."""
+        if self.index_path is None:
+            return {}
         try:
-            with open(self.index_path) as f:
-                doc = json.load(f)
-            if doc.get("version") != _INDEX_VERSION or doc.get("root") != self.root:
-                return {}
-            return {name: tuple(entry) for name, entry in doc["files"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return {}  # a missing or damaged index is rebuilt, never trusted
+            raw = read_bounded(self.index_path, _MAX_INDEX, follow=False)
+        except OSError:
+            return {}
+        header, _, body = raw.partition(b"\n")
+        magic, _, tag = header.partition(b" ")
+        try:
+            good = magic == _INDEX_MAGIC and cachekey.verify(self._key, bytes.fromhex(tag.decode()), body)
+        except (ValueError, UnicodeDecodeError):
+            good = False
+        if not good:
+            log.warning("ignored a damaged or forged reference index %s", self.index_path)
+            return {}
+        doc = json.loads(body)  # ours: the MAC says so
+        return {name: tuple(entry) for name, entry in doc["files"].items()} if doc.get("root") == self.root else {}
 
     def refresh(self, jobs=1, progress=None):
         """Walk the store; hash only new files and those whose stamp changed,
@@ -113,6 +144,8 @@ class RefStore:
                     st = os.stat(path)
                 except OSError:
                     continue
+                if not stat.S_ISREG(st.st_mode):
+                    continue  # a FIFO, device or socket is no image, and reading it could hang
                 entry = known.get(name)
                 digests = _indexed_digests(entry, _stamp(st))
                 if digests is not None:
@@ -141,17 +174,20 @@ class RefStore:
             self._save_index()
 
     def _save_index(self):
+        if self.index_path is None:
+            return
         doc = {
-            "version": _INDEX_VERSION,
             "root": self.root,
             "files": {
                 i.name: [list(i.stamp), {BY_TCG_ID[alg].name: d.hex() for alg, d in i.digests.items()}]
                 for i in self._images.values()
             },
         }
+        body = json.dumps(doc).encode()
+        header = _INDEX_MAGIC + b" " + cachekey.mac(self._key, body).hex().encode() + b"\n"
         try:
-            os.makedirs(os.path.dirname(self.index_path), exist_ok=True)
-            write_atomic(self.index_path, lambda f: f.write(json.dumps(doc).encode()))
+            private_dir(os.path.dirname(self.index_path))
+            write_atomic(self.index_path, lambda f: (f.write(header), f.write(body)))
         except OSError:
             pass  # an unwritable cache costs speed on the next run, not correctness
 
@@ -162,17 +198,45 @@ class RefStore:
         return self._by_digest.get((alg, bytes(digest)))
 
     def open(self, ref):
-        """The image's bytes, mapped read-only; hashed again if its file
-        changed since it was indexed, and refused if it no longer matches."""
-        data = map_file(ref.path)
-        st = os.stat(ref.path)
-        if _stamp(st) != ref.stamp:
-            alg, digest = next(iter(ref.digests.items()))
-            if (_RIM_IDS[alg].new(data).digest(), len(data)) != (digest, ref.size):
-                raise ReferenceImageError(
-                    f"reference image {ref.name} changed after it was indexed", code="ref.changed"
-                )
-        return data
+        """ref's file, open for measuring (an ImageFile, a context manager)."""
+        return ImageFile(ref)
+
+
+class ImageFile:
+    """An indexed image opened for measuring: its bytes are hashed in place,
+    from the file as it was when opened, and must be those indexed."""
+
+    def __init__(self, ref):
+        self.ref = ref
+        try:
+            self._fd, st = open_regular(ref.path)
+        except FileNotFoundError:
+            raise ReferenceImageError(f"reference image {ref.name} is gone", code="ref.changed") from None
+        self._stamp = _stamp(st)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self._fd)
+
+    def _changed(self, how):
+        return ReferenceImageError(f"reference image {self.ref.name} {how}", code="ref.changed")
+
+    def measure(self, impl, alg, rim, base, keep_contents):
+        """impl.rim_file over the image loaded at base; ReferenceImageError
+        ref.changed when the file is not the one indexed or changes meanwhile."""
+        if self._stamp != self.ref.stamp:  # touched since it was indexed: its bytes must still be those
+            alg0, digest = next(iter(self.ref.digests.items()))
+            if self._stamp[0] != self.ref.size or _digests_of_fd(self._fd, [_RIM_IDS[alg0]])[alg0] != digest:
+                raise self._changed("changed after it was indexed")
+        try:
+            measured = impl.rim_file(alg, rim, self._fd, self.ref.size, base, keep_contents)
+        except ReferenceImageError:
+            raise self._changed("was truncated while it was hashed") from None
+        if _stamp(os.fstat(self._fd)) != self._stamp:
+            raise self._changed("changed while it was hashed: what was computed is dropped")
+        return measured
 
 
 def _digest(alg, data):
@@ -199,4 +263,20 @@ class MemoryRefStore:
         return self._by_digest.get(alg, {}).get(bytes(digest))
 
     def open(self, ref):
-        return self._data[ref.name]
+        return MemoryImage(self._data[ref.name])
+
+
+class MemoryImage:
+    """An image held in memory, with ImageFile's interface."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def measure(self, impl, alg, rim, base, keep_contents):
+        return impl.rim_data(alg, rim, self.data, base, keep_contents)

@@ -5,20 +5,28 @@ repeat launch configurations need not hash the same descriptors again.
 The key is a SHA-256 of those inputs, never a fast non-cryptographic hash:
 a memo hit decides a verdict. Entries live in memory and, when a directory is
 given, in one append-only file shared by every process and run. Each record
-carries a SHA-256 checksum; a record that fails it is skipped, never used.
+carries an HMAC-SHA-256 under the cache key (store.cachekey); a record that
+fails it is skipped, never used, and said once. The file is read without
+following a link and only while it is a regular file, at most _MAX_READ
+bytes at a time.
 """
 
 import hashlib
 import logging
 import os
+import stat
 import struct
+
+from . import cachekey
+from .files import open_private, private_dir, read_fd
 
 log = logging.getLogger("fastrim.cache")
 
 _KEY_PREFIX = b"fastrim.step.v1\0"
 _KEY_FIELDS = struct.Struct("<HQQ64s")  # alg, base, size, padded RIM before
-_RECORD = struct.Struct("<32s64s32s")  # key, padded RIM after, sha256(key + RIM)
-_FILE_NAME = "steps-v1.bin"
+_RECORD = struct.Struct("<32s64s32s")  # key, padded RIM after, HMAC(cache key, key + RIM)
+_FILE_NAME = "steps-v2.bin"
+_MAX_READ = 1 << 26  # 512 K records a refresh: a planted giant file costs no more memory
 
 
 def step_key(alg, rim_before, base, size, digest):
@@ -28,11 +36,16 @@ def step_key(alg, rim_before, base, size, digest):
 
 
 class StepMemo:
-    def __init__(self, directory=None):
+    """RIMs after image steps, in memory, and with a directory (and the cache
+    key) also in a file there shared by every process and run."""
+
+    def __init__(self, directory=None, key=None):
         self._known = {}
         self._path = os.path.join(directory, "steps", _FILE_NAME) if directory else None
+        self._key = key or (cachekey.cache_key() if directory else None)
         self._read_up_to = 0
-        self.rejected = 0  # records that failed their checksum
+        self.rejected = 0  # records that failed their MAC
+        self._warned = False
         self._read_new()
 
     def get(self, key):
@@ -48,40 +61,51 @@ class StepMemo:
         self._known[key] = rim_after
         if self._path is None:
             return
-        record = _RECORD.pack(key, rim_after, hashlib.sha256(key + rim_after).digest())
+        record = _RECORD.pack(key, rim_after, cachekey.mac(self._key, key, rim_after))
         try:
-            os.makedirs(os.path.dirname(self._path), exist_ok=True)
+            private_dir(os.path.dirname(self._path))
             # One write of one whole record with O_APPEND: records never interleave.
-            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = open_private(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK)
             try:
-                os.write(fd, record)
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.write(fd, record)
             finally:
                 os.close(fd)
         except OSError:
-            pass  # an unwritable cache costs speed, not correctness
+            pass  # an unwritable cache, or a link or FIFO planted in its place, costs speed, not correctness
 
     def _read_new(self):
         if self._path is None:
             return
         try:
-            with open(self._path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size % _RECORD.size:
-                    # A torn record (a crash or a full disk mid-write) would
-                    # misalign every later one: start a new file instead.
-                    os.unlink(self._path)
-                    self._read_up_to = 0
-                    return
-                if size < self._read_up_to:
-                    self._read_up_to = 0  # the file was replaced
-                f.seek(self._read_up_to)
-                data = f.read(size - self._read_up_to)
+            fd = open_private(self._path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            return  # none yet, or a link planted in its place: nothing to trust
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return
+            if st.st_size % _RECORD.size:
+                # A torn record (a crash or a full disk mid-write) would
+                # misalign every later one: start a new file instead.
+                os.unlink(self._path)
+                self._read_up_to = 0
+                return
+            if st.st_size < self._read_up_to:
+                self._read_up_to = 0  # the file was replaced
+            os.lseek(fd, self._read_up_to, os.SEEK_SET)
+            data = read_fd(fd, min(st.st_size - self._read_up_to, _MAX_READ))
         except OSError:
             return
-        for key, rim, checksum in _RECORD.iter_unpack(data):
-            if hashlib.sha256(key + rim).digest() == checksum:
+        finally:
+            os.close(fd)
+        data = data[: len(data) - len(data) % _RECORD.size]
+        for key, rim, tag in _RECORD.iter_unpack(data):
+            if cachekey.verify(self._key, tag, key, rim):
                 self._known[key] = rim
             else:
                 self.rejected += 1
-                log.warning("skipped a damaged step-memo record in %s", self._path)
+        if self.rejected and not self._warned:
+            self._warned = True
+            log.warning("skipped damaged or forged step-memo records in %s", self._path)
         self._read_up_to += len(data)
