@@ -56,20 +56,31 @@ def verify_path(path, refs, rim=None, *, token_path=None, platform_keys=(), impl
     return verifier.verify(context, source)
 
 
-def make_token(rim, rak, platform_key, *, tag=907, profile=True, challenge=None, realm_signature=None):
+def make_token(rim, rak, platform_key, *, tag=907, profile=True, challenge=None, realm_signature=None,
+               second_rim=None):
     """A CCA attestation token around rim, signed with our own test keys:
     rak (P-384 private key) signs the realm token (ES384), platform_key
     (P-256) the platform token (ES256). challenge overrides the binding;
-    realm_signature overrides the realm token's signature."""
+    realm_signature overrides the realm token's signature. second_rim =
+    (value, first): the realm claims map holds the RIM claim twice, value
+    before (first) or after the real one, all signed."""
     import hashlib
 
     import cbor2
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, utils
 
+    def encode(claims):
+        if second_rim is None:
+            return cbor2.dumps(claims)
+        value, first = second_rim
+        entries = [(k, v) for k, v in claims.items()]
+        entries.insert(0 if first else len(entries), (44238, value))
+        return bytes([0xA0 + len(entries)]) + b"".join(cbor2.dumps(k) + cbor2.dumps(v) for k, v in entries)
+
     def sign1(key, alg, hash_type, size, claims, signature=None):
         protected = cbor2.dumps({1: alg})
-        payload = cbor2.dumps(claims)
+        payload = encode(claims) if 44238 in claims else cbor2.dumps(claims)
         if signature is None:
             der = key.sign(cbor2.dumps(["Signature1", protected, b"", payload]), ec.ECDSA(hash_type()))
             r, s = utils.decode_dss_signature(der)

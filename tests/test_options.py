@@ -17,12 +17,13 @@ EDGES = (-1, 0, 2**31, 2**32, 2**33, 2**64)
 # Every numeric option of every command, with the arguments that make the
 # command cheap: tiny fleets, one small log.
 OPTIONS = {
-    "parse": (["--max-event-size"], ["{log}"]),
-    "replay": (["--max-event-size", "--max-measured-bytes", "--max-ripas-blocks"],
+    "parse": (["--max-event-size", "--max-log-size"], ["{log}"]),
+    "replay": (["--max-event-size", "--max-log-size", "--max-measured-bytes", "--max-ripas-blocks"],
                ["{log}", "--refs", "{refs}", "--json", "--cache-dir", "{cache}"]),
-    "verify": (["--max-event-size", "--max-measured-bytes", "--max-ripas-blocks"],
+    "verify": (["--max-event-size", "--max-log-size", "--max-measured-bytes", "--max-ripas-blocks"],
                ["{log}", "--refs", "{refs}", "--cache-dir", "{cache}"]),
-    "batch": (["--max-event-size", "--max-measured-bytes", "--max-ripas-blocks", "--jobs"],
+    "batch": (["--max-event-size", "--max-log-size", "--max-measured-bytes", "--max-ripas-blocks", "--jobs",
+               "--log-timeout"],
               ["{logs}", "--refs", "{refs}", "--jsonl", "--cache-dir", "{cache}"]),
     "index": (["--jobs"], ["{refs}", "--cache-dir", "{cache}"]),
     "synth": (["--vms", "--seed"], ["{new}", "--vms", "3", "--scale", "0.001"]),

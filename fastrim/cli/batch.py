@@ -25,6 +25,7 @@ from .common import (
     command,
     input_dir,
     input_file,
+    int_in,
     limits,
     platform_keys,
     replay_options,
@@ -59,6 +60,9 @@ def add_parser(sub):
     p.add_argument("--expected", metavar="FILE",
                    help="attested RIMs: CSV with a header, or JSON lines, with columns log and rim; log is the "
                    "name relative to its LOGS root; beats the X.token and X.rim sidecars (default: none)")
+    p.add_argument("--log-timeout", type=int_in(1, 7 * 24 * 3600), default=600, metavar="SECONDS",
+                   help="a worker that makes no progress on a log for this long is killed, and the log's row "
+                   "says internal.timeout; the other logs finish (default %(default)s)")
     p.add_argument("--strict", action="store_true",
                    help="an 'unverified' log (no attested RIM) fails the run: exit 1 (default: off)")
     add_attestation_options(p)
@@ -229,7 +233,7 @@ def run(args):
     log.info("backend %s, hash kernels %s; content cache and step memo: %s", select.active.NAME,
              ", ".join(f"{a.name} {select.active.hash_kernel(a.tcg_id)}" for a in RIM_ALGORITHMS),
              directory or "off")
-    rows, summary = run_batch(logs, settings, LocalExecutor(args.jobs), outputs, expected)
+    rows, summary = run_batch(logs, settings, LocalExecutor(args.jobs, args.log_timeout), outputs, expected)
     whole = time.perf_counter() - started
     where = f"; results in {args.out}" if args.out else ""
     if not args.quiet:

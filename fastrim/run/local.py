@@ -11,22 +11,25 @@ import logging
 
 from ..backend import select
 from ..output.rows import internal_row
-from .pool import WorkerCrash, WorkerPool
+from .pool import WorkerCrash, WorkerPool, WorkerTimeout
 from .work import Deferred, task_runner
 
 log = logging.getLogger("fastrim.batch")
 
 
 class LocalExecutor:
-    """Map the pipeline over tasks in `jobs` worker processes."""
+    """Map the pipeline over tasks in `jobs` worker processes; a worker that
+    makes no progress on a log for log_timeout seconds is killed, and that
+    log's row says internal.timeout."""
 
-    def __init__(self, jobs):
+    def __init__(self, jobs, log_timeout=None):
         self.jobs = jobs
+        self.log_timeout = log_timeout
 
     def map(self, settings, tasks):
         """Yield the result row of every task (work.Task), in the order they finish."""
         backend = settings.backend or select.active.NAME
-        with WorkerPool(self.jobs, task_runner, (settings,)) as pool:
+        with WorkerPool(self.jobs, task_runner, (settings,), stall_seconds=self.log_timeout) as pool:
             for task in tasks:
                 pool.submit(task)
             for task, outcome in pool.results():
@@ -35,8 +38,8 @@ class LocalExecutor:
                     continue
                 if isinstance(outcome, WorkerCrash):
                     log.warning("%s: %s; the batch goes on", task.log.name, outcome)
-                    outcome = internal_row(task.log, "internal.worker_crash", f"{outcome} while verifying this log",
-                                           backend)
+                    code = "internal.timeout" if isinstance(outcome, WorkerTimeout) else "internal.worker_crash"
+                    outcome = internal_row(task.log, code, f"{outcome} while verifying this log", backend)
                 elif not isinstance(outcome, dict):  # a WorkerError
                     log.warning("%s: internal error: %s", task.log.name, outcome)
                     outcome = internal_row(task.log, "internal.error", str(outcome), backend)

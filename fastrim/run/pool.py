@@ -48,6 +48,17 @@ class WorkerCrash:
         return f"the worker process died (exit code {self.exitcode})"
 
 
+class WorkerTimeout(WorkerCrash):
+    """The outcome of a task whose worker made no progress for too long and was killed."""
+
+    def __init__(self, seconds):
+        super().__init__(-signal.SIGKILL)
+        self.seconds = seconds
+
+    def __str__(self):
+        return f"the worker made no progress for {self.seconds:g} s and was killed"
+
+
 class WorkerError:
     """The outcome of a task whose function raised an unexpected exception."""
 
@@ -132,18 +143,25 @@ class _Worker:
         child_conn.close()
         self.held = collections.OrderedDict()  # seq -> task, in the order the worker runs them
         self.alone = False  # it holds one task sent alone (see WorkerPool._feed)
+        self.heard = time.monotonic()  # when it last sent something, or was given work while idle
+        self.stalled = False  # killed by the watchdog
 
 
 class WorkerPool:
     """Run tasks in `jobs` processes: make_worker(*make_args) runs once in
     each and returns the function that takes a task. Use as a context
     manager; submit() tasks, then iterate results() for (task, outcome)
-    pairs, where outcome is the function's result, a WorkerCrash or a
-    WorkerError. Tasks may be submitted while iterating."""
+    pairs, where outcome is the function's result, a WorkerCrash, a
+    WorkerTimeout or a WorkerError. Tasks may be submitted while iterating.
 
-    def __init__(self, jobs, make_worker, make_args=(), context=None):
+    With stall_seconds, a watchdog kills a worker that holds tasks and has
+    sent nothing for that long (a hung or SIGSTOPped process): its tasks are
+    handled as a crash's are, the one it was stuck on gets a WorkerTimeout."""
+
+    def __init__(self, jobs, make_worker, make_args=(), context=None, stall_seconds=None):
         self._context = context or multiprocessing.get_context()
         self._jobs = jobs
+        self._stall = stall_seconds
         self._queue = collections.deque()
         self._seq = 0
         self._mp_handlers = []
@@ -186,13 +204,31 @@ class WorkerPool:
     def results(self):
         while self._queue or any(w.held for w in self._workers):
             self._feed()
-            for fd, _ in self._poller.poll():
+            events = self._poller.poll(self._watchdog())
+            for fd, _ in events:
                 worker = self._by_fd.get(fd)
                 if worker is None:
                     continue
                 yield from self._collect(worker)
                 if worker not in self._workers:
                     break  # replaced: the fds of this round's events may now be another worker's
+
+    def _watchdog(self):
+        """Kill the workers that stalled; the milliseconds until the next may
+        (for poll), or None (no watchdog, or no worker busy)."""
+        if self._stall is None:
+            return None
+        now, wait = time.monotonic(), None
+        for worker in self._workers:
+            if not worker.held or worker.stalled:
+                continue
+            left = worker.heard + self._stall - now
+            if left <= 0:
+                worker.stalled = True
+                worker.process.kill()  # SIGKILL ends a stopped process too; its sentinel wakes the poll
+            else:
+                wait = left if wait is None else min(wait, left)
+        return None if wait is None else max(1, int(wait * 1000) + 1)
 
     def _feed(self):
         for worker in self._workers:
@@ -211,6 +247,8 @@ class WorkerPool:
                     chunk.append(self._queue.popleft())
             else:
                 continue
+            if not worker.held:
+                worker.heard = time.monotonic()  # busy from now: the watchdog counts from here
             message = []
             for task, alone in chunk:
                 self._seq += 1
@@ -223,6 +261,7 @@ class WorkerPool:
 
     def _receive(self, worker):
         kind, value = worker.conn.recv()
+        worker.heard = time.monotonic()
         if kind == "log":  # a record from a spawned worker (see _PipeQueue)
             logging.getLogger(value.name).handle(value)
             return
@@ -245,7 +284,7 @@ class WorkerPool:
         self._start_worker(replacing=worker)
         worker.conn.close()
         if len(lost) == 1:
-            yield lost[0], WorkerCrash(worker.process.exitcode)
+            yield lost[0], WorkerTimeout(self._stall) if worker.stalled else WorkerCrash(worker.process.exitcode)
         else:  # any of them may have killed it: each runs again, alone
             self._queue.extendleft((task, True) for task in reversed(lost))
 

@@ -41,7 +41,7 @@ def cache_key(path=None):
 
 def _read(path):
     try:
-        fd = open_private(path, os.O_RDONLY)
+        fd = open_private(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO planted as the key must not block
     except FileNotFoundError:
         raise
     except OSError as exc:
