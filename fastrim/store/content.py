@@ -17,7 +17,7 @@ import stat
 import struct
 
 from . import cachekey
-from .files import open_private, private_dir, read_fd, write_atomic
+from .files import open_private, private_dir, read_exactly, write_atomic
 
 log = logging.getLogger("fastrim.cache")
 
@@ -25,7 +25,6 @@ _MAGIC = b"FRCCv002"
 _FIELDS = struct.Struct("<8sHHH2xQ64s")  # magic, alg, offset, dlen, count, image digest (padded)
 _HEADER_SIZE = 128  # the fields, the MAC, zeros
 _MAC_AT = _FIELDS.size
-_MAX_DIGEST = 64
 
 BUSY = "busy"  # what lock() returns when another process holds the entry
 
@@ -60,7 +59,7 @@ class ContentCache:
         return os.path.join(self.directory, "content", f"{alg:04x}", f"{digest.hex()}-{offset:03x}.bin")
 
     def get(self, key, count):
-        """The count content hashes for key (bytes), or None."""
+        """The count content hashes for key (a read-only buffer), or None."""
         path = self._path(key)
         try:
             fd = open_private(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -68,22 +67,24 @@ class ContentCache:
             return None
         except OSError:
             return self._reject(path, None)
+        alg, digest, offset = key
+        size = _HEADER_SIZE + count * len(digest)
         try:
             st = os.fstat(fd)
-            data = read_fd(fd, _HEADER_SIZE + count * _MAX_DIGEST + 1) if _regular(st) else b""
+            data = read_exactly(fd, size) if _regular(st) and st.st_size == size else None
         except OSError:
-            data = b""
+            data = None
         finally:
             os.close(fd)
-        alg, digest, offset = key
-        if len(data) < _HEADER_SIZE:
+        if data is None:
             return self._reject(path, st)
+        view = memoryview(data)
         magic, h_alg, h_offset, dlen, h_count, h_digest = _FIELDS.unpack_from(data)
-        payload = data[_HEADER_SIZE:]
+        payload = view[_HEADER_SIZE:]
         if (
-            (magic, h_alg, h_offset, h_count, h_digest) != (_MAGIC, alg, offset, count, digest.ljust(64, b"\0"))
-            or len(payload) != count * dlen
-            or not cachekey.verify(self.key, data[_MAC_AT:_MAC_AT + cachekey.MAC_SIZE], data[:_MAC_AT], payload)
+            (magic, h_alg, h_offset, dlen, h_count, h_digest)
+            != (_MAGIC, alg, offset, len(digest), count, digest.ljust(64, b"\0"))
+            or not cachekey.verify(self.key, bytes(view[_MAC_AT:_MAC_AT + cachekey.MAC_SIZE]), view[:_MAC_AT], payload)
         ):
             return self._reject(path, st)
         return payload

@@ -54,6 +54,19 @@ def read_fd(fd, limit):
     return b"".join(parts)
 
 
+def read_exactly(fd, size):
+    """size bytes from fd into one buffer (no joining of pieces), or None
+    when the file ends first."""
+    buf = bytearray(size)
+    view, got = memoryview(buf), 0
+    while got < size:
+        n = os.readv(fd, [view[got:]])
+        if n == 0:
+            return None
+        got += n
+    return buf
+
+
 def read_bounded(path, limit, too_large=None, follow=True):
     """The bytes of the regular file at path, refused before reading when it
     is larger than limit: too_large(size) makes that error (default: a
