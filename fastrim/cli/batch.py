@@ -60,6 +60,10 @@ def add_parser(sub):
     p.add_argument("--expected", metavar="FILE",
                    help="attested RIMs: CSV with a header, or JSON lines, with columns log and rim; log is the "
                    "name relative to its LOGS root; beats the X.token and X.rim sidecars (default: none)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:N for N "
+                   "worker processes on this machine (servers on 127.0.0.1); needs pip install 'fastrim[dask]' "
+                   "(default: the local worker pool, --jobs)")
     p.add_argument("--log-timeout", type=int_in(1, 7 * 24 * 3600), default=600, metavar="SECONDS",
                    help="a worker that makes no progress on a log for this long is killed, and the log's row "
                    "says internal.timeout; the other logs finish (default %(default)s)")
@@ -76,6 +80,7 @@ class Outputs:
 
     def __init__(self, out=None, jsonl=False, ear=None, argv=(), show_progress=True):
         self.out, self.jsonl, self.ear, self.argv, self.show_progress = out, jsonl, ear, argv, show_progress
+        self.metadata = {}  # more facts of the run for the results' metadata (the cluster it ran on)
         self.warnings = []
         self.stdout_closed = False
 
@@ -152,6 +157,7 @@ def _write_results(outputs, settings, rows):
         "fastrim.profile": settings.options.profile,
         "fastrim.created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "fastrim.warnings": json.dumps(outputs.warnings),
+        **outputs.metadata,
     }
     try:
         write_parquet(outputs.out, rows, metadata)
@@ -202,8 +208,6 @@ def _token_sidecars_without_keys(logs, keys, outputs):
 def run(args):
     from ..evidence.expected import read_expected_file
     from ..run.batch import discover, unique_roots
-    from ..run.local import LocalExecutor
-    from ..verifier import Settings
 
     started = time.perf_counter()
     if not args.out and not args.jsonl:
@@ -226,6 +230,37 @@ def run(args):
     except FastrimError as exc:  # a file the operator wrote wrong: nothing was verified
         args.parser.error(str(exc))
     outputs = Outputs(args.out, args.jsonl, args.ear, tuple(args.argv), show_progress=not args.quiet)
+    executor = _executor(args, outputs)
+    try:
+        return _verify_all(args, logs, (keys, expected, started), executor, outputs)
+    finally:
+        executor.close()
+
+
+def _executor(args, outputs):
+    """The local worker pool, or a Dask cluster, connected now: an
+    unreachable scheduler is a usage error before any work."""
+    if not args.scheduler:
+        from ..run.local import LocalExecutor
+
+        return LocalExecutor(args.jobs, args.log_timeout)
+    from ..errors import OptionError
+    from ..run.cluster import ClusterUnavailable, DaskExecutor
+
+    try:
+        executor = DaskExecutor(args.scheduler).connect()
+    except (ClusterUnavailable, OptionError) as exc:
+        args.parser.error(exc.args[0])
+    address, workers = executor.description
+    outputs.metadata.update({"fastrim.scheduler": address, "fastrim.workers": str(workers)})
+    log.info("Dask scheduler %s with %d workers", address, workers)
+    return executor
+
+
+def _verify_all(args, logs, inputs, executor, outputs):
+    from ..verifier import Settings
+
+    keys, expected, started = inputs
     directory = cache_dir(args)
     refs, indexing = _index(args, directory, outputs)
     _token_sidecars_without_keys(logs, keys, outputs)
@@ -233,7 +268,7 @@ def run(args):
     log.info("backend %s, hash kernels %s; content cache and step memo: %s", select.active.NAME,
              ", ".join(f"{a.name} {select.active.hash_kernel(a.tcg_id)}" for a in RIM_ALGORITHMS),
              directory or "off")
-    rows, summary = run_batch(logs, settings, LocalExecutor(args.jobs, args.log_timeout), outputs, expected)
+    rows, summary = run_batch(logs, settings, executor, outputs, expected)
     whole = time.perf_counter() - started
     where = f"; results in {args.out}" if args.out else ""
     if not args.quiet:

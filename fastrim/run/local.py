@@ -26,6 +26,9 @@ class LocalExecutor:
         self.jobs = jobs
         self.log_timeout = log_timeout
 
+    def close(self):
+        """Nothing to stop: the pool lives only while map runs."""
+
     def map(self, settings, tasks):
         """Yield the result row of every task (work.Task), in the order they finish."""
         backend = settings.backend or select.active.NAME

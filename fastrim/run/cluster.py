@@ -1,0 +1,174 @@
+"""The Dask executor: the same pipeline, on a Dask cluster (`--scheduler
+tcp://HOST:PORT`, or `local:N` for N worker processes on this machine, every
+server bound to 127.0.0.1).
+
+Work goes out in shards. Logs that load the same images share a shard key
+(xxh3 of their image digests: it only decides placement, never a verdict)
+and a shard goes to the worker that rendezvous hashing picks for its key
+(Dask may still move it when that worker is busy or gone), so each worker's
+content cache and step memo see each configuration once. Each worker builds
+its verification context once, from the Settings the client sends, in a
+worker plugin. A shard whose worker dies runs again elsewhere; a shard that
+keeps killing workers is split, and the log that kills every worker it
+touches alone gets internal.worker_crash.
+"""
+
+import logging
+import uuid
+
+import xxhash
+
+from ..backend import select
+from ..errors import FastrimError, OptionError
+from ..log import cca, tcg
+from ..output.rows import internal_row
+
+log = logging.getLogger("fastrim.batch")
+
+SHARD_SIZE = 32  # logs per shard: a few ms of scheduling against ~1 s of work (cold)
+LOCAL_PREFIX = "local:"
+MAX_LOCAL_WORKERS = 256
+
+
+class ClusterUnavailable(FastrimError, OSError):
+    """The scheduler cannot be reached, or the dask extra is not installed."""
+
+    code = "usage.scheduler"
+
+
+def _dask():
+    try:
+        import dask
+        import distributed
+    except ImportError:
+        raise ClusterUnavailable("--scheduler needs Dask: pip install 'fastrim[dask]'") from None
+    # Dask sets its own loggers to INFO; a nightly run's stderr wants warnings only.
+    for name in ("distributed", "dask"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+    return dask, distributed
+
+
+def shard_key(log_file, impl):
+    """xxh3 of the image digests the log names (its path when it does not
+    parse): a placement hint, so that one configuration's logs meet."""
+    try:
+        decoded = cca.decode(tcg.parse(tcg.read_log(log_file.path), impl=impl))
+        digests = sorted(step.record.digest or b"" for step in decoded.steps if isinstance(step.record, cca.ImageLoad))
+        return xxhash.xxh3_64_hexdigest(b"".join(digests))
+    except (FastrimError, OSError):
+        return xxhash.xxh3_64_hexdigest(log_file.path.encode())
+
+
+def shards(tasks, impl, size=SHARD_SIZE):
+    """(key, tasks) in shards of at most size, logs of one key together."""
+    by_key = {}
+    for task in tasks:
+        by_key.setdefault(shard_key(task.log, impl), []).append(task)
+    for key, group in sorted(by_key.items()):
+        for start in range(0, len(group), size):
+            yield key, group[start:start + size]
+
+
+def rendezvous(key, workers):
+    """The worker with the highest xxh64 of (worker, key): each key keeps its
+    worker while workers come and go, and keys spread evenly."""
+    return max(workers, key=lambda worker: xxhash.xxh3_64_intdigest(f"{worker}\0{key}".encode()))
+
+
+class DaskExecutor:
+    """Map the pipeline over tasks on a Dask cluster. connect() reaches the
+    scheduler (or starts local:N) and raises ClusterUnavailable when it
+    cannot; close() stops what it started. Also a context manager."""
+
+    def __init__(self, address, connect_timeout=10):
+        self.address = address
+        self._timeout = connect_timeout
+        self._cluster = self.client = None
+
+    def connect(self):
+        dask, distributed = _dask()
+        address = self.address
+        if address.startswith(LOCAL_PREFIX):
+            count = _local_workers(address)
+            # A log that kills its worker is retried once elsewhere, then split out (see map).
+            dask.config.set({"distributed.scheduler.allowed-failures": 1})
+            self._cluster = distributed.LocalCluster(
+                n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+            address = self._cluster.scheduler_address
+        try:
+            self.client = distributed.Client(address, timeout=self._timeout)
+        except (OSError, TimeoutError) as exc:
+            self.close()
+            raise ClusterUnavailable(f"cannot reach the Dask scheduler at {self.address}: {exc}") from None
+        return self
+
+    def close(self):
+        if self.client is not None:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        self._cluster = self.client = None
+
+    def __enter__(self):
+        return self.connect()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def description(self):
+        """(scheduler address, worker count), for the results' metadata."""
+        workers = self.client.scheduler_info().get("workers", {})
+        return self.client.scheduler.address, len(workers)
+
+    def map(self, settings, tasks):
+        """Yield the result row of every task (work.Task), as shards finish."""
+        _, distributed = _dask()
+        from .daskworker import ContextPlugin
+
+        impl = select.load(settings.backend) if settings.backend else select.active
+        name = f"fastrim-{uuid.uuid4()}"  # one per run: a long-lived cluster may serve runs with other settings
+        self.client.register_plugin(ContextPlugin(settings), name=name)
+        workers = sorted(self.client.scheduler_info()["workers"])
+        pending = {}
+        try:
+            for key, shard in shards(list(tasks), impl):
+                pending[self._submit(shard, name, rendezvous(key, workers))] = shard
+            done = distributed.as_completed(list(pending))
+            for future in done:
+                shard = pending.pop(future)
+                try:
+                    yield from future.result()
+                except distributed.KilledWorker:
+                    yield from self._after_crash(shard, name, done, pending, impl.NAME)
+        finally:
+            if pending:
+                self.client.cancel(list(pending))  # Ctrl-C or an error: nothing left running on the cluster
+            self.client.unregister_worker_plugin(name)
+
+    def _submit(self, shard, name, worker=None):
+        from .daskworker import run_shard
+
+        placement = {"workers": [worker], "allow_other_workers": True} if worker else {}
+        return self.client.submit(run_shard, shard, name, pure=False, **placement)
+
+    def _after_crash(self, shard, name, done, pending, backend):
+        """A shard that kept killing its workers: each of its logs runs again
+        alone; a log alone that does is the culprit, and its row says so."""
+        if len(shard) == 1:
+            log.warning("%s: killed every worker that verified it; the batch goes on", shard[0].log.name)
+            yield internal_row(shard[0].log, "internal.worker_crash", "the log killed every worker that verified it",
+                               backend)
+            return
+        for task in shard:
+            future = self._submit([task], name)
+            pending[future] = [task]
+            done.add(future)
+
+
+def _local_workers(address):
+    text = address[len(LOCAL_PREFIX):]
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LOCAL_WORKERS:
+        raise OptionError(f"--scheduler {address}: local:N needs N from 1 to {MAX_LOCAL_WORKERS}")
+    return int(text)
