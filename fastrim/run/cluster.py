@@ -6,11 +6,11 @@ Work goes out in shards. Logs that load the same images share a shard key
 (xxh3 of their image digests: it only decides placement, never a verdict)
 and a shard goes to the worker that rendezvous hashing picks for its key
 (Dask may still move it when that worker is busy or gone), so each worker's
-content cache and step memo see each configuration once. Each worker builds
-its verification context once, from the Settings the client sends, in a
-worker plugin. A shard whose worker dies runs again elsewhere; a shard that
-keeps killing workers is split, and the log that kills every worker it
-touches alone gets internal.worker_crash.
+content cache and step memo see each configuration once. Each worker
+verifies in one child process that builds its context once, from the
+Settings the client sends (run/daskworker.py): a log that kills its
+verifier gets internal.worker_crash and the Dask worker lives on. A shard
+whose Dask worker dies runs once more elsewhere.
 """
 
 import logging
@@ -90,8 +90,12 @@ class DaskExecutor:
         address = self.address
         if address.startswith(LOCAL_PREFIX):
             count = _local_workers(address)
-            # A log that kills its worker is retried once elsewhere, then split out (see map).
-            dask.config.set({"distributed.scheduler.allowed-failures": 1})
+            # A shard whose worker dies runs once more elsewhere; a worker is sent no more than
+            # it runs, so that its death costs no other shard a failure.
+            # Workers not daemonic: each starts the process that verifies its logs.
+            dask.config.set({"distributed.scheduler.allowed-failures": 1,
+                             "distributed.scheduler.worker-saturation": 1.0,
+                             "distributed.worker.daemon": False})
             self._cluster = distributed.LocalCluster(
                 n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
                 dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
@@ -125,23 +129,27 @@ class DaskExecutor:
     def map(self, settings, tasks):
         """Yield the result row of every task (work.Task), as shards finish."""
         _, distributed = _dask()
-        from .daskworker import ContextPlugin
+        from .daskworker import VerifierPlugin
 
         impl = select.load(settings.backend) if settings.backend else select.active
         name = f"fastrim-{uuid.uuid4()}"  # one per run: a long-lived cluster may serve runs with other settings
-        self.client.register_plugin(ContextPlugin(settings), name=name)
+        self.client.register_plugin(VerifierPlugin(settings), name=name)
         workers = sorted(self.client.scheduler_info()["workers"])
         pending = {}
         try:
             for key, shard in shards(list(tasks), impl):
                 pending[self._submit(shard, name, rendezvous(key, workers))] = shard
-            done = distributed.as_completed(list(pending))
-            for future in done:
+            # Results are fetched as each shard ends: one left on a worker that
+            # a poison log kills next would have to be computed again.
+            done = distributed.as_completed(list(pending), with_results=True, raise_errors=False)
+            for future, outcome in done:
                 shard = pending.pop(future)
-                try:
-                    yield from future.result()
-                except distributed.KilledWorker:
-                    yield from self._after_crash(shard, name, done, pending, impl.NAME)
+                if future.status != "error":
+                    yield from outcome
+                elif isinstance(future.exception(), distributed.KilledWorker):
+                    yield from self._after_crash(shard, impl.NAME)
+                else:
+                    raise future.exception()
         finally:
             if pending:
                 self.client.cancel(list(pending))  # Ctrl-C or an error: nothing left running on the cluster
@@ -153,18 +161,13 @@ class DaskExecutor:
         placement = {"workers": [worker], "allow_other_workers": True} if worker else {}
         return self.client.submit(run_shard, shard, name, pure=False, **placement)
 
-    def _after_crash(self, shard, name, done, pending, backend):
-        """A shard that kept killing its workers: each of its logs runs again
-        alone; a log alone that does is the culprit, and its row says so."""
-        if len(shard) == 1:
-            log.warning("%s: killed every worker that verified it; the batch goes on", shard[0].log.name)
-            yield internal_row(shard[0].log, "internal.worker_crash", "the log killed every worker that verified it",
-                               backend)
-            return
+    def _after_crash(self, shard, backend):
+        """A shard whose Dask worker died twice running it (its logs run in a
+        child of the worker, so no log of it did that): each log's row says so."""
+        log.warning("%d logs lost their Dask worker twice; the batch goes on", len(shard))
         for task in shard:
-            future = self._submit([task], name)
-            pending[future] = [task]
-            done.add(future)
+            yield internal_row(task.log, "internal.worker_crash", "its Dask worker died twice while verifying it",
+                               backend)
 
 
 def _local_workers(address):

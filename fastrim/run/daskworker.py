@@ -1,45 +1,52 @@
 """What a Dask worker runs for the Dask executor (run/cluster.py): a plugin
-that builds the worker's verification context once, and the function that
-verifies a shard of logs with it. Imported on the workers, where Dask is."""
+that, when the worker joins, starts one process that verifies logs with the
+context it builds once, and the function that sends it a shard of logs.
+
+The logs are verified in that child, not in the Dask worker itself, so that
+a log that kills its verifier costs that log's row (internal.worker_crash,
+through the same crash-tolerant pool as the local executor) and not the
+worker, whose death would make Dask lose and recompute finished shards."""
+
+import logging
+import multiprocessing
+import threading
 
 from distributed import WorkerPlugin, get_worker
 
-from ..output.rows import internal_row
-from .work import Deferred, run_task
+from ..backend import select
+from .local import pool_rows
+from .pool import InlinePool, WorkerPool
+from .work import task_runner
 
 
-class ContextPlugin(WorkerPlugin):
-    """Holds the worker's verification context, built when it joins."""
+class VerifierPlugin(WorkerPlugin):
+    """A worker's verifier process, started when the worker joins."""
 
     def __init__(self, settings):
-        self.settings = settings
-        self.context = None
+        self.settings = settings  # what is pickled to the workers; the rest is made there
+        self.pool = self.lock = None
 
     def setup(self, worker):
-        from ..verifier import Context
+        self.lock = threading.Lock()  # a worker with several threads sends one shard at a time
+        if multiprocessing.current_process().daemon:
+            # Dask's default: a daemonic worker may start no process (see README, On a cluster).
+            logging.getLogger("fastrim").warning("Dask worker %s is daemonic: logs are verified in it, and one "
+                                                 "that crashes it costs its whole shard", worker.address)
+            self.pool = InlinePool(task_runner, (self.settings,))
+        else:
+            # spawn: a Dask worker has threads, and a fork would copy their locks mid-use
+            self.pool = WorkerPool(1, task_runner, (self.settings,), context=multiprocessing.get_context("spawn"))
 
-        self.context = Context.from_settings(self.settings)
+    def teardown(self, worker):
+        if self.pool is not None:
+            self.pool.close()
+
+    def verify(self, tasks):
+        backend = self.settings.backend or select.active.NAME
+        with self.lock:
+            return list(pool_rows(self.pool, tasks, backend))
 
 
 def run_shard(tasks, plugin_name):
-    """The rows of a shard of tasks, with the context of the worker it runs on."""
-    context = get_worker().plugins[plugin_name].context
-    rows, later = [], []
-    for task in tasks:
-        outcome = _row(context, task)
-        if isinstance(outcome, Deferred):
-            later.append(task.again(outcome.bytes_hashed))  # another worker fills an entry it needs
-        else:
-            rows.append(outcome)
-    for task in later:
-        row = _row(context, task)
-        row["bytes_hashed"] += task.bytes_hashed
-        rows.append(row)
-    return rows
-
-
-def _row(context, task):
-    try:
-        return run_task(context, task)
-    except Exception as exc:  # reported as this log's row, the shard goes on
-        return internal_row(task.log, "internal.error", f"{type(exc).__name__}: {exc}", context.impl.NAME)
+    """The rows of a shard of tasks, from the verifier of the worker it runs on."""
+    return get_worker().plugins[plugin_name].verify(tasks)

@@ -33,18 +33,25 @@ class LocalExecutor:
         """Yield the result row of every task (work.Task), in the order they finish."""
         backend = settings.backend or select.active.NAME
         with WorkerPool(self.jobs, task_runner, (settings,), stall_seconds=self.log_timeout) as pool:
-            for task in tasks:
-                pool.submit(task)
-            for task, outcome in pool.results():
-                if isinstance(outcome, Deferred):
-                    pool.submit(task.again(outcome.bytes_hashed))
-                    continue
-                if isinstance(outcome, WorkerCrash):
-                    log.warning("%s: %s; the batch goes on", task.log.name, outcome)
-                    code = "internal.timeout" if isinstance(outcome, WorkerTimeout) else "internal.worker_crash"
-                    outcome = internal_row(task.log, code, f"{outcome} while verifying this log", backend)
-                elif not isinstance(outcome, dict):  # a WorkerError
-                    log.warning("%s: internal error: %s", task.log.name, outcome)
-                    outcome = internal_row(task.log, "internal.error", str(outcome), backend)
-                outcome["bytes_hashed"] += task.bytes_hashed
-                yield outcome
+            yield from pool_rows(pool, tasks, backend)
+
+
+def pool_rows(pool, tasks, backend):
+    """The row of every task run through pool (a WorkerPool of task_runner):
+    a log given back runs again, waiting; a crash, a stall or an exception
+    becomes that log's internal.* row."""
+    for task in tasks:
+        pool.submit(task)
+    for task, outcome in pool.results():
+        if isinstance(outcome, Deferred):
+            pool.submit(task.again(outcome.bytes_hashed))
+            continue
+        if isinstance(outcome, WorkerCrash):
+            log.warning("%s: %s; the batch goes on", task.log.name, outcome)
+            code = "internal.timeout" if isinstance(outcome, WorkerTimeout) else "internal.worker_crash"
+            outcome = internal_row(task.log, code, f"{outcome} while verifying this log", backend)
+        elif not isinstance(outcome, dict):  # a WorkerError
+            log.warning("%s: internal error: %s", task.log.name, outcome)
+            outcome = internal_row(task.log, "internal.error", str(outcome), backend)
+        outcome["bytes_hashed"] += task.bytes_hashed
+        yield outcome

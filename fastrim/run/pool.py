@@ -307,3 +307,28 @@ class WorkerPool:
             multiprocessing_logging.uninstall_mp_handler()
             for handler in self._mp_handlers:
                 _drain(handler)
+
+
+class InlinePool:
+    """WorkerPool's interface, with the tasks run in this process: for a
+    process that may not start children (a daemonic Dask worker). Nothing
+    isolates a task that kills the process here."""
+
+    def __init__(self, make_worker, make_args=()):
+        self._function = make_worker(*make_args)
+        self._queue = collections.deque()
+
+    def submit(self, task):
+        self._queue.append(task)
+
+    def results(self):
+        while self._queue:
+            task = self._queue.popleft()
+            try:
+                outcome = self._function(task)
+            except Exception as exc:  # reported as this task's outcome, as a worker would
+                outcome = WorkerError(f"{type(exc).__name__}: {exc}")
+            yield task, outcome
+
+    def close(self):
+        """Nothing to stop."""

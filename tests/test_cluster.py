@@ -1,0 +1,188 @@
+"""fastrim batch on a Dask cluster (--scheduler local:2: two worker processes
+on 127.0.0.1, started and stopped by each run): the same rows as the local
+pool, bit for bit; a worker killed mid-run costs nothing; a log that kills
+every worker it touches is the only internal.worker_crash; an unreachable
+scheduler or a missing Dask is a usage error before any work."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from helpers import fastrim, make_token
+
+from fastrim.fleetgen import fleet
+from fastrim.run.cluster import rendezvous, shards
+from fastrim.run.work import LogFile, Task
+
+pytest.importorskip("distributed", reason="the dask extra is part of the test install")
+
+# Columns that may differ between two runs of the same fleet: when, how fast, and what was cached.
+VOLATILE = {"elapsed_ms", "cache_hits", "memo_hits", "reused", "bytes_hashed", "run_id", "run_at"}
+
+# Installed into every process of a run (the client and Dask's workers) through PYTHONPATH: a log
+# named *poison.log kills the process verifying it; FASTRIM_TEST_SLOW slows every log down.
+SITECUSTOMIZE = """
+import os, time
+if os.environ.get("FASTRIM_TEST_MEDDLE"):
+    from fastrim.run import work
+    real = work.verify
+    def verify(context, source, **kwargs):
+        if source.path.endswith("poison.log"):
+            os.kill(os.getpid(), 9)
+        time.sleep(float(os.environ.get("FASTRIM_TEST_SLOW", "0")))
+        return real(context, source, **kwargs)
+    work.verify = verify
+"""
+
+
+@pytest.fixture(scope="module")
+def audit(tmp_path_factory):
+    """A fleet with .rim sidecars, .token sidecars on some logs (and the key that
+    trusts them), an --expected file for others, and a sitecustomize directory."""
+    root = tmp_path_factory.mktemp("cluster")
+    manifest = fleet.generate(str(root), vms=40, seed=21, tamper=0.3, scale=1 / 256)
+    platform, rak = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP384R1())
+    (root / "platform.pem").write_bytes(platform.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    clean = [w for w in manifest if w["case"] == "clean"]
+    for w in clean[:4]:
+        (root / "logs" / w["log"]).with_suffix(".token").write_bytes(make_token(bytes.fromhex(w["rim"]), rak, platform))
+    with open(root / "expected.jsonl", "w") as f:
+        for w in clean[4:8]:
+            f.write(json.dumps({"log": w["log"], "rim": w["rim"]}) + "\n")
+    (root / "site").mkdir()
+    (root / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    return root, manifest
+
+
+def batch(root, tmp_path, *extra, logs=None, meddle=None):
+    env = dict(os.environ)
+    if meddle is not None:
+        env.update(FASTRIM_TEST_MEDDLE="1", FASTRIM_TEST_SLOW=str(meddle),
+                   PYTHONPATH=os.pathsep.join([str(root / "site"), env.get("PYTHONPATH", "")]))
+    args = [logs or root / "logs", "--refs", root / "refs", "--out", tmp_path / "r.parquet", "--ear",
+            tmp_path / "ear.jsonl", "--platform-key", root / "platform.pem", "--expected", root / "expected.jsonl",
+            "--cache-dir", tmp_path / "cache", *extra]
+    return subprocess.Popen([sys.executable, "-m", "fastrim", "batch", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc, timeout=300):
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def stable(path):
+    return [{k: v for k, v in row.items() if k not in VOLATILE} for row in pq.read_table(path).to_pylist()]
+
+
+def test_a_cluster_gives_the_rows_of_the_local_pool(audit, tmp_path):
+    root, manifest = audit
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "dask").mkdir()
+    code, _, err = finish(batch(root, tmp_path / "pool", "--jobs", "2"))
+    assert code == 1, err  # the fleet holds failures
+    code, _, err = finish(batch(root, tmp_path / "dask", "--scheduler", "local:2"))
+    assert code == 1, err
+    pool, cluster = stable(tmp_path / "pool" / "r.parquet"), stable(tmp_path / "dask" / "r.parquet")
+    assert len(cluster) == len(manifest) and cluster == pool
+    assert {r["rim_source"] for r in cluster} >= {"token-sidecar", "given", "sidecar"}
+    assert any(r["status"] == "pass" and r["rim_source"] == "token-sidecar" for r in cluster)
+    ears = [json.loads(line) for line in open(tmp_path / "dask" / "ear.jsonl")]
+    assert [next(iter(e["submods"])) for e in ears] == [r["log"] for r in cluster]
+    meta = pq.read_schema(tmp_path / "dask" / "r.parquet").metadata
+    assert meta[b"fastrim.scheduler"].startswith(b"tcp://127.0.0.1:") and meta[b"fastrim.workers"] == b"2"
+
+
+def _workers_of(pid):
+    """The Dask worker processes of a batch with local:N: its children started by multiprocessing's spawn."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    spawned = b"spawn_main" in f.read()
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == pid and spawned:
+                found.append(int(entry))
+    return found
+
+
+def test_a_worker_killed_mid_run_still_gives_one_row_per_log(audit, tmp_path):
+    root, manifest = audit
+    proc = batch(root, tmp_path, "--scheduler", "local:2", meddle=0.1)
+    deadline, workers = time.monotonic() + 60, []
+    while not workers and time.monotonic() < deadline:
+        time.sleep(0.3)
+        workers = _workers_of(proc.pid)
+    time.sleep(1.0)  # into the logs
+    os.kill(workers[0], signal.SIGKILL)
+    code, _, err = finish(proc)
+    rows = pq.read_table(tmp_path / "r.parquet").to_pylist()
+    assert code == 1, err
+    assert sorted(r["log"] for r in rows) == sorted(w["log"] for w in manifest)
+    by_log = {r["log"]: r for r in rows}
+    for w in manifest:
+        assert (by_log[w["log"]]["status"], by_log[w["log"]]["error_code"]) == (w["status"], w["error_code"]), w
+
+
+def test_a_log_that_kills_every_worker_is_the_only_crash(audit, tmp_path):
+    root, manifest = audit
+    logs = tmp_path / "logs"
+    shutil.copytree(root / "logs", logs)
+    shutil.copy(logs / manifest[0]["log"], logs / "poison.log")
+    code, _, err = finish(batch(root, tmp_path, "--scheduler", "local:2", logs=logs, meddle=0))
+    assert code == 3, err
+    rows = {r["log"]: r for r in pq.read_table(tmp_path / "r.parquet").to_pylist()}
+    assert len(rows) == len(manifest) + 1
+    assert rows["poison.log"]["error_code"] == "internal.worker_crash"
+    assert [name for name, r in rows.items() if (r["error_code"] or "").startswith("internal.")] == ["poison.log"]
+
+
+def test_an_unreachable_scheduler_is_a_usage_error_before_any_work(audit, tmp_path):
+    root, _ = audit
+    run = fastrim("batch", root / "logs", "--refs", root / "refs", "--jsonl", "--cache-dir", tmp_path / "c",
+                  "--scheduler", "tcp://127.0.0.1:9", timeout=120)
+    assert run.returncode == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in run.stderr
+    assert not (tmp_path / "c").exists() and run.stdout == ""
+    bad = fastrim("batch", root / "logs", "--refs", root / "refs", "--jsonl", "--scheduler", "local:0")
+    assert bad.returncode == 2 and "local:N needs N from 1" in bad.stderr
+
+
+def test_without_dask_the_scheduler_option_names_the_extra(audit, tmp_path):
+    root, _ = audit
+    (tmp_path / "nodask").mkdir()
+    for name in ("dask", "distributed"):  # an import of either fails, as on a machine without the extra
+        (tmp_path / "nodask" / f"{name}.py").write_text("raise ImportError('not installed')\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "nodask"))
+    run = subprocess.run([sys.executable, "-m", "fastrim", "batch", root / "logs", "--refs", root / "refs",
+                          "--jsonl", "--scheduler", "local:2"], capture_output=True, text=True, env=env)
+    assert run.returncode == 2 and "pip install 'fastrim[dask]'" in run.stderr
+
+
+def test_shards_keep_a_configuration_together_and_rendezvous_is_stable(audit):
+    root, manifest = audit
+    from fastrim.backend import select
+
+    tasks = [Task(LogFile(str(root / "logs" / w["log"]), str(root / "logs"), w["log"], 0)) for w in manifest]
+    placed = list(shards(tasks, select.active, size=1000))
+    config_of = {w["log"]: w["config"] for w in manifest if w["case"] == "clean"}
+    for _, shard in placed:  # the clean logs of one configuration load the same images: one shard
+        configs = {config_of[t.log.name] for t in shard if t.log.name in config_of}
+        assert len(configs) <= 1
+    workers = [f"tcp://127.0.0.1:{port}" for port in range(4000, 4004)]
+    choice = {key: rendezvous(key, workers) for key, _ in placed}
+    kept = {k: w for k, w in choice.items() if w != workers[3]}
+    assert {k: rendezvous(k, workers[:3]) for k in kept} == kept, "keys keep their worker when another leaves"
+    assert len(set(choice.values())) > 1
