@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from helpers import fastrim, make_token
 
 from fastrim.fleetgen import fleet
-from fastrim.run.cluster import rendezvous, shards
+from fastrim.run.cluster import placed_shards, rendezvous
 from fastrim.run.work import LogFile, Task
 
 pytest.importorskip("distributed", reason="the dask extra is part of the test install")
@@ -176,13 +176,17 @@ def test_shards_keep_a_configuration_together_and_rendezvous_is_stable(audit):
     from fastrim.backend import select
 
     tasks = [Task(LogFile(str(root / "logs" / w["log"]), str(root / "logs"), w["log"], 0)) for w in manifest]
-    placed = list(shards(tasks, select.active, size=1000))
-    config_of = {w["log"]: w["config"] for w in manifest if w["case"] == "clean"}
-    for _, shard in placed:  # the clean logs of one configuration load the same images: one shard
-        configs = {config_of[t.log.name] for t in shard if t.log.name in config_of}
-        assert len(configs) <= 1
     workers = [f"tcp://127.0.0.1:{port}" for port in range(4000, 4004)]
-    choice = {key: rendezvous(key, workers) for key, _ in placed}
+    placed = list(placed_shards(tasks, select.active, workers))
+    assert sorted(t.log.name for _, shard in placed for t in shard) == sorted(w["log"] for w in manifest)
+    config_of = {w["log"]: w["config"] for w in manifest if w["case"] == "clean"}
+    worker_of = {}
+    for worker, shard in placed:  # the clean logs of one configuration load the same images: one worker
+        for task in shard:
+            if task.log.name in config_of:
+                assert worker_of.setdefault(config_of[task.log.name], worker) == worker
+    keys = [f"key-{i}" for i in range(200)]
+    choice = {key: rendezvous(key, workers) for key in keys}
     kept = {k: w for k, w in choice.items() if w != workers[3]}
     assert {k: rendezvous(k, workers[:3]) for k in kept} == kept, "keys keep their worker when another leaves"
-    assert len(set(choice.values())) > 1
+    assert len(set(choice.values())) == 4

@@ -25,7 +25,8 @@ from ..output.rows import internal_row
 
 log = logging.getLogger("fastrim.batch")
 
-SHARD_SIZE = 32  # logs per shard: a few ms of scheduling against ~1 s of work (cold)
+SHARDS_PER_WORKER = 4
+MIN_SHARD = 32  # logs: a shard's few ms of scheduling stay small next to its work
 LOCAL_PREFIX = "local:"
 MAX_LOCAL_WORKERS = 256
 
@@ -59,14 +60,21 @@ def shard_key(log_file, impl):
         return xxhash.xxh3_64_hexdigest(log_file.path.encode())
 
 
-def shards(tasks, impl, size=SHARD_SIZE):
-    """(key, tasks) in shards of at most size, logs of one key together."""
+def placed_shards(tasks, impl, workers):
+    """(worker, tasks): each worker's logs (the keys rendezvous gives it, one
+    key's logs together) in about SHARDS_PER_WORKER shards of at least
+    MIN_SHARD logs. Few shards keep Dask's per-task cost small next to the
+    work; several per worker let an idle worker take some of a busy one's."""
     by_key = {}
     for task in tasks:
         by_key.setdefault(shard_key(task.log, impl), []).append(task)
+    by_worker = {}
     for key, group in sorted(by_key.items()):
-        for start in range(0, len(group), size):
-            yield key, group[start:start + size]
+        by_worker.setdefault(rendezvous(key, workers), []).extend(group)
+    for worker, mine in sorted(by_worker.items()):
+        size = max(MIN_SHARD, -(-len(mine) // SHARDS_PER_WORKER))
+        for start in range(0, len(mine), size):
+            yield worker, mine[start:start + size]
 
 
 def rendezvous(key, workers):
@@ -78,10 +86,13 @@ def rendezvous(key, workers):
 class DaskExecutor:
     """Map the pipeline over tasks on a Dask cluster. connect() reaches the
     scheduler (or starts local:N) and raises ClusterUnavailable when it
-    cannot; close() stops what it started. Also a context manager."""
+    cannot; close() stops what it started. Also a context manager. Workers
+    on one host share its cache directory; with private_caches each keeps
+    its own under it, as workers on hosts of their own would."""
 
-    def __init__(self, address, connect_timeout=10):
+    def __init__(self, address, connect_timeout=10, private_caches=False):
         self.address = address
+        self.private_caches = private_caches
         self._timeout = connect_timeout
         self._cluster = self.client = None
 
@@ -133,12 +144,12 @@ class DaskExecutor:
 
         impl = select.load(settings.backend) if settings.backend else select.active
         name = f"fastrim-{uuid.uuid4()}"  # one per run: a long-lived cluster may serve runs with other settings
-        self.client.register_plugin(VerifierPlugin(settings), name=name)
+        self.client.register_plugin(VerifierPlugin(settings, self.private_caches), name=name)
         workers = sorted(self.client.scheduler_info()["workers"])
         pending = {}
         try:
-            for key, shard in shards(list(tasks), impl):
-                pending[self._submit(shard, name, rendezvous(key, workers))] = shard
+            for worker, shard in placed_shards(list(tasks), impl, workers):
+                pending[self._submit(shard, name, worker)] = shard
             # Results are fetched as each shard ends: one left on a worker that
             # a poison log kills next would have to be computed again.
             done = distributed.as_completed(list(pending), with_results=True, raise_errors=False)

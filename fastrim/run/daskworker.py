@@ -7,8 +7,10 @@ a log that kills its verifier costs that log's row (internal.worker_crash,
 through the same crash-tolerant pool as the local executor) and not the
 worker, whose death would make Dask lose and recompute finished shards."""
 
+import dataclasses
 import logging
 import multiprocessing
+import os
 import threading
 
 from distributed import WorkerPlugin, get_worker
@@ -22,20 +24,28 @@ from .work import task_runner
 class VerifierPlugin(WorkerPlugin):
     """A worker's verifier process, started when the worker joins."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, private_cache=False):
         self.settings = settings  # what is pickled to the workers; the rest is made there
+        self.private_cache = private_cache
         self.pool = self.lock = None
 
     def setup(self, worker):
         self.lock = threading.Lock()  # a worker with several threads sends one shard at a time
+        if self.private_cache and self.settings.cache_dir:  # as if each worker were a host of its own
+            self.settings = dataclasses.replace(
+                self.settings, cache_dir=os.path.join(self.settings.cache_dir, f"worker-{worker.name}"))
         if multiprocessing.current_process().daemon:
             # Dask's default: a daemonic worker may start no process (see README, On a cluster).
             logging.getLogger("fastrim").warning("Dask worker %s is daemonic: logs are verified in it, and one "
                                                  "that crashes it costs its whole shard", worker.address)
             self.pool = InlinePool(task_runner, (self.settings,))
         else:
-            # spawn: a Dask worker has threads, and a fork would copy their locks mid-use
-            self.pool = WorkerPool(1, task_runner, (self.settings,), context=multiprocessing.get_context("spawn"))
+            # Not a plain fork: a Dask worker has threads, whose locks a fork would copy mid-use. A
+            # forkserver (one per worker process, kept across runs, fastrim loaded in it) forks clean
+            # children fast: a run starts its verifier in milliseconds, not an interpreter's start.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["fastrim.run.work", "fastrim.verifier"])
+            self.pool = WorkerPool(1, task_runner, (self.settings,), context=context)
 
     def teardown(self, worker):
         if self.pool is not None:
