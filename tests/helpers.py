@@ -126,3 +126,23 @@ def start_slow_batch(fleet_root, out_dir, cache_dir, extra=(), **popen_args):
     return subprocess.Popen([sys.executable, "-c", SLOW_BATCH, "batch", fleet_root / "logs", "--refs",
                              fleet_root / "refs", "--out", out_dir / "r.parquet", "--jobs", "2",
                              "--cache-dir", cache_dir, *extra], **popen_args)
+
+
+def child_pids(pid, marker=None):
+    """The processes whose parent is pid (and whose command line holds marker, when given), from /proc."""
+    import os
+
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read()
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        if parent == pid and (marker is None or marker in command):
+            found.append(int(entry))
+    return found

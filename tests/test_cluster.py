@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from helpers import fastrim, make_token
+from helpers import child_pids, fastrim, make_token
 
 from fastrim.fleetgen import fleet
 from fastrim.run.cluster import placed_shards, rendezvous
@@ -102,30 +102,13 @@ def test_a_cluster_gives_the_rows_of_the_local_pool(audit, tmp_path):
     assert meta[b"fastrim.scheduler"].startswith(b"tcp://127.0.0.1:") and meta[b"fastrim.workers"] == b"2"
 
 
-def _workers_of(pid):
-    """The Dask worker processes of a batch with local:N: its children started by multiprocessing's spawn."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    spawned = b"spawn_main" in f.read()
-            except (OSError, ValueError, IndexError):
-                continue
-            if parent == pid and spawned:
-                found.append(int(entry))
-    return found
-
-
 def test_a_worker_killed_mid_run_still_gives_one_row_per_log(audit, tmp_path):
     root, manifest = audit
     proc = batch(root, tmp_path, "--scheduler", "local:2", meddle=0.1)
     deadline, workers = time.monotonic() + 60, []
     while not workers and time.monotonic() < deadline:
         time.sleep(0.3)
-        workers = _workers_of(proc.pid)
+        workers = child_pids(proc.pid, b"spawn_main")  # local:N's workers, started by multiprocessing's spawn
     time.sleep(1.0)  # into the logs
     os.kill(workers[0], signal.SIGKILL)
     code, _, err = finish(proc)

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from helpers import fastrim, make_token, start_slow_batch
+from helpers import child_pids, fastrim, make_token, start_slow_batch
 
 from fastrim import errors, verifier
 from fastrim.backend import select
@@ -320,19 +320,6 @@ def test_a_2_gib_sparse_log_is_refused_unread(realm, backend):
     assert peak < 200 << 20, peak  # the interpreter and its libraries; reading the log would take 2 GiB more
 
 
-def _children(pid):
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                pass
-    return found
-
-
 def test_a_stopped_worker_cannot_stall_the_batch(tmp_path):
     root = tmp_path / "fleet"
     manifest = fleet.generate(str(root), vms=12, seed=3, tamper=0.0, scale=1 / 256)
@@ -341,7 +328,8 @@ def test_a_stopped_worker_cannot_stall_the_batch(tmp_path):
     deadline = time.monotonic() + 20
     workers = []
     while len(workers) < 2 and time.monotonic() < deadline:
-        workers = [pid for pid in _children(proc.pid) if open(f"/proc/{pid}/cmdline", "rb").read()]
+        with open(f"/proc/{proc.pid}/cmdline", "rb") as f:
+            workers = child_pids(proc.pid, f.read())  # forked workers: the batch's own command line
         time.sleep(0.1)
     time.sleep(0.6)  # busy with a log
     os.kill(workers[0], signal.SIGSTOP)
