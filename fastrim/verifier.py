@@ -7,13 +7,10 @@ a token check), error (the log, a reference image or an input could not be
 used), or unverified (no attested RIM; the computed RIM is still reported).
 """
 
-import collections
 import hmac
 import time
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
-
-import xxhash
 
 from .backend import select
 from .errors import FastrimError, LogFormatError, check_int
@@ -21,6 +18,7 @@ from .evidence.expected import ExpectedSource, read_attested
 from .log import cca, tcg
 from .rim.replay import ReplayOptions, RimResult, replay_rim
 from .store import Caches
+from .store.objects import ObjectStore
 
 PASS, FAIL, ERROR, UNVERIFIED = "pass", "fail", "error", "unverified"
 STATUSES = (PASS, FAIL, ERROR, UNVERIFIED)
@@ -52,6 +50,7 @@ class Settings:
     limits: Limits = Limits()
     backend: Optional[str] = None  # None: the live one
     platform_keys: tuple = ()
+    objects: ObjectStore = ObjectStore()  # how to read the logs, sidecars and images named by URLs
 
     def __post_init__(self):
         self.limits.checked()
@@ -67,7 +66,7 @@ class Context:
     impl: object = None  # a backend module; None: the live one
     platform_keys: tuple = ()  # evidence.token.PlatformKey
     limits: Limits = Limits()
-    same_logs: object = None  # a SameLogMemo, or None
+    objects: ObjectStore = ObjectStore()
 
     def __post_init__(self):
         self.impl = self.impl or select.active
@@ -82,7 +81,7 @@ class Context:
             keys = tuple(token.parse_platform_key(name, raw) for name, raw in settings.platform_keys)
         impl = select.load(settings.backend) if settings.backend else select.active
         return cls(settings.refs, settings.options, Caches.open(settings.cache_dir), impl, keys,
-                   settings.limits, SameLogMemo())
+                   settings.limits, settings.objects)
 
 
 class LogSource(NamedTuple):
@@ -169,29 +168,6 @@ def _named_images(decoded, log, refs):
             for image in images]
 
 
-class SameLogMemo:
-    """Replay outcomes of the logs this process has seen, found again by their
-    bytes: fleets launch many realms from one configuration, and their logs
-    are byte for byte the same. An xxh3-128 digest only picks the candidate;
-    a full byte comparison decides, so a fast-hash collision cannot reuse a
-    wrong outcome. Valid for one reference store and one set of options.
-    Holds at most `capacity` logs of up to 1 MiB; the oldest go first."""
-
-    def __init__(self, capacity=1024):
-        self.capacity = capacity
-        self._entries = collections.OrderedDict()
-
-    def get(self, data):
-        entry = self._entries.get(xxhash.xxh3_128_digest(data))
-        return entry[1] if entry is not None and entry[0] == data else None
-
-    def put(self, data, outcome):
-        if isinstance(data, bytes) and len(data) <= 1 << 20:
-            self._entries[xxhash.xxh3_128_digest(data)] = (data, outcome)
-            if len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
-
-
 def verify(context, source, defer_busy=False):
     """The Verdict for one log (a LogSource) under context. With
     defer_busy, a log whose replay would wait for another process filling
@@ -199,14 +175,16 @@ def verify(context, source, defer_busy=False):
     started = time.perf_counter()
     verdict = Verdict(source.name or source.path, ERROR, backend=context.impl.NAME)
     try:
-        attested = read_attested(source.expected, source.path, context.platform_keys)
+        attested = read_attested(source.expected, source.path, context.platform_keys, context.objects)
         verdict.expected_rim, verdict.rim_source, verdict.token = attested.rim, attested.source, attested.token
-        data = source.data if source.data is not None else tcg.read_log(source.path, context.limits.max_log_size)
-        outcome = context.same_logs.get(data) if context.same_logs is not None else None
+        data = source.data if source.data is not None else \
+            tcg.read_log(source.path, context.limits.max_log_size, context.objects)
+        same_logs = context.caches.same_logs
+        outcome = same_logs.get(data) if same_logs is not None else None
         if outcome is None:
             outcome = replay_bytes(context, data, defer_busy)
-            if context.same_logs is not None and not outcome.result.busy:
-                context.same_logs.put(data, outcome)
+            if same_logs is not None and not outcome.result.busy:
+                same_logs.put(data, outcome)
         else:
             verdict.reused = True
         _fill(verdict, outcome)

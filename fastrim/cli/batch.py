@@ -1,10 +1,12 @@
 """fastrim batch: every log under some directories, in worker processes,
 one result row per log; and run_batch, which `demo` runs too."""
 
+import contextlib
 import json
 import logging
 import os
 import sys
+import tempfile
 import time
 
 from .. import __version__
@@ -64,6 +66,10 @@ def add_parser(sub):
                    help="run on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:N for N "
                    "worker processes on this machine (servers on 127.0.0.1); needs pip install 'fastrim[dask]' "
                    "(default: the local worker pool, --jobs)")
+    p.add_argument("--storage-options", metavar="JSON", type=_storage_options, default=None,
+                   help="fsspec options for LOGS, --refs, --expected, --out and --ear given as URLs (s3://bucket/"
+                   "prefix): e.g. '{\"endpoint_url\": \"http://127.0.0.1:9000\", \"key\": \"...\", "
+                   "\"secret\": \"...\"}'; s3:// needs pip install 'fastrim[s3]' (default: none)")
     p.add_argument("--log-timeout", type=int_in(1, 7 * 24 * 3600), default=600, metavar="SECONDS",
                    help="a worker that makes no progress on a log for this long is killed, and the log's row "
                    "says internal.timeout; the other logs finish (default %(default)s)")
@@ -87,6 +93,20 @@ class Outputs:
     def warn(self, message):
         self.warnings.append(message)
         log.warning("%s", message)
+
+
+def _storage_options(text):
+    import argparse
+
+    from ..evidence import jsontext
+
+    try:
+        options = jsontext.loads(text, "--storage-options", "input.bad_option")
+    except FastrimError as exc:
+        raise argparse.ArgumentTypeError(exc.args[0]) from None
+    if not isinstance(options, dict):
+        raise argparse.ArgumentTypeError("--storage-options must be a JSON object")
+    return options
 
 
 def run_batch(logs, settings, executor, outputs, expected=None):
@@ -136,13 +156,33 @@ def _print_row(outputs, row):
 def _write_outputs(outputs, settings, rows):
     written = []
     if outputs.out:
-        _write_results(outputs, settings, rows)
+        with _local(outputs.out, settings.objects) as path:
+            _write_results(outputs, settings, rows, path)
         written.append(outputs.out)
     if outputs.ear:
-        write_ear(outputs.ear, rows, written)
+        with _local(outputs.ear, settings.objects) as path:
+            write_ear(path, rows, written)
 
 
-def _write_results(outputs, settings, rows):
+@contextlib.contextmanager
+def _local(target, objects):
+    """A local path to write target at: target itself, or for a URL a
+    temporary file uploaded once it is whole."""
+    from ..store.objects import is_url
+
+    if not is_url(target):
+        yield target
+        return
+    with tempfile.TemporaryDirectory(prefix="fastrim-out-") as scratch:
+        path = os.path.join(scratch, "output")
+        yield path
+        try:
+            objects.upload(path, target)
+        except OSError as exc:
+            raise ResultsNotWritten(f"cannot upload {target}: {exc}") from None
+
+
+def _write_results(outputs, settings, rows, path):
     import datetime
 
     from ..output.parquet import write_parquet
@@ -160,7 +200,7 @@ def _write_results(outputs, settings, rows):
         **outputs.metadata,
     }
     try:
-        write_parquet(outputs.out, rows, metadata)
+        write_parquet(path, rows, metadata)
     except OSError as exc:
         raise ResultsNotWritten(f"cannot write the results to {outputs.out}: {exc.strerror or exc}") from None
 
@@ -175,17 +215,22 @@ def exit_status(rows, strict=False, stdout_closed=False):
     return EXIT_OK
 
 
-def _index(args, directory, outputs):
+def _index(args, directory, outputs, objects):
     """The reference store, indexed (with progress on a terminal); says what was hashed now."""
     from ..run.progress import Progress
-    from ..store.refs import RefStore
+    from ..store.objects import is_url
+    from ..store.refs import ObjectRefStore, RefStore
 
     started = time.perf_counter()
 
     def progress(files, nbytes):
         return Progress(files, "files", nbytes)
 
-    refs = RefStore(args.refs, cache_dir=directory, jobs=args.jobs, progress=progress if outputs.show_progress else None)
+    bar = progress if outputs.show_progress else None
+    if is_url(args.refs):
+        refs = ObjectRefStore(args.refs, objects, cache_dir=directory, progress=bar)
+    else:
+        refs = RefStore(args.refs, cache_dir=directory, jobs=args.jobs, progress=bar)
     took = time.perf_counter() - started
     if refs.hashed:
         outputs.warn(f"indexed {refs.hashed} new or changed reference images ({refs.hashed_bytes / 1e6:,.0f} MB) "
@@ -208,31 +253,38 @@ def _token_sidecars_without_keys(logs, keys, outputs):
 def run(args):
     from ..evidence.expected import read_expected_file
     from ..run.batch import discover, unique_roots
+    from ..store.objects import ObjectStore, is_url
 
     started = time.perf_counter()
+    objects = ObjectStore(args.storage_options)
     if not args.out and not args.jsonl:
         args.parser.error("give --out FILE, --jsonl or both")
-    check_outputs(args.parser, [("--out", args.out), ("--ear", args.ear)])
+    check_outputs(args.parser, [(option, path) for option, path in (("--out", args.out), ("--ear", args.ear))
+                                if not (path and is_url(path))])  # an object is written whole by its store
     check_jobs(args)
     roots = unique_roots(args.logs)
-    for root in roots:
-        if not os.path.exists(root):
-            args.parser.error(f"{root}: no such directory or file")
-    input_dir(args.parser, "--refs", args.refs)
-    if args.expected:
-        input_file(args.parser, "--expected", args.expected)
-    keys = platform_keys(args)
-    logs = discover(roots)
-    if not logs:
-        args.parser.error(f"no *.log or *.bin files under {', '.join(roots)}: nothing to verify")
     try:
-        expected = read_expected_file(args.expected) if args.expected else {}
-    except FastrimError as exc:  # a file the operator wrote wrong: nothing was verified
+        for root in roots:
+            if not (objects.exists(root) if is_url(root) else os.path.exists(root)):
+                args.parser.error(f"{root}: no such directory or file")
+        if is_url(args.refs):
+            if not objects.exists(args.refs):
+                args.parser.error(f"--refs {args.refs}: no such objects")
+        else:
+            input_dir(args.parser, "--refs", args.refs)
+        if args.expected and not is_url(args.expected):
+            input_file(args.parser, "--expected", args.expected)
+        keys = platform_keys(args)
+        logs = discover(roots, objects)
+        if not logs:
+            args.parser.error(f"no *.log or *.bin files under {', '.join(roots)}: nothing to verify")
+        expected = read_expected_file(args.expected, objects) if args.expected else {}
+    except FastrimError as exc:  # an input the operator gave wrong (or cannot reach): nothing was verified
         args.parser.error(str(exc))
     outputs = Outputs(args.out, args.jsonl, args.ear, tuple(args.argv), show_progress=not args.quiet)
     executor = _executor(args, outputs)
     try:
-        return _verify_all(args, logs, (keys, expected, started), executor, outputs)
+        return _verify_all(args, logs, (keys, expected, started, objects), executor, outputs)
     finally:
         executor.close()
 
@@ -260,11 +312,11 @@ def _executor(args, outputs):
 def _verify_all(args, logs, inputs, executor, outputs):
     from ..verifier import Settings
 
-    keys, expected, started = inputs
+    keys, expected, started, objects = inputs
     directory = cache_dir(args)
-    refs, indexing = _index(args, directory, outputs)
+    refs, indexing = _index(args, directory, outputs, objects)
     _token_sidecars_without_keys(logs, keys, outputs)
-    settings = Settings(refs, replay_options(args), directory, limits(args), platform_keys=keys)
+    settings = Settings(refs, replay_options(args), directory, limits(args), platform_keys=keys, objects=objects)
     log.info("backend %s, hash kernels %s; content cache and step memo: %s", select.active.NAME,
              ", ".join(f"{a.name} {select.active.hash_kernel(a.tcg_id)}" for a in RIM_ALGORITHMS),
              directory or "off")

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
 from ..errors import FastrimError, FileError, InputError, TokenError
-from ..store.files import read_head
+from ..store.files import read_bounded, read_head
+from ..store.objects import is_url
 from . import jsontext
 
 LOG_SUFFIXES = (".log", ".bin")
@@ -37,10 +38,10 @@ def sidecar_path(log_path, suffix):
     return (stem if ext in LOG_SUFFIXES else log_path) + suffix
 
 
-def sidecar_rim(log_path):
+def sidecar_rim(log_path, objects=None):
     """The expected RIM from the sidecar X.rim of X.log, or None when there is none."""
     path = sidecar_path(log_path, ".rim")
-    raw = read_head(path, _MAX_RIM_FILE)
+    raw = _head(path, _MAX_RIM_FILE, objects)
     return None if raw is None else parse_rim_hex(raw.decode("ascii", "replace"), path)
 
 
@@ -65,25 +66,34 @@ class Attested:
     error: Optional[FastrimError] = None
 
 
-def read_attested(expected, log_path, platform_keys):
+def read_attested(expected, log_path, platform_keys, objects=None):
     """The Attested value for the log at log_path; a token is checked against
-    platform_keys (evidence.token.PlatformKey list)."""
+    platform_keys (evidence.token.PlatformKey list). With objects (an
+    ObjectStore), sidecars beside a log at a URL are objects too."""
     attested = Attested()
     try:
-        _read(expected, log_path, platform_keys, attested)
+        _read(expected, (log_path, objects), platform_keys, attested)
     except FastrimError as exc:
         attested.error = exc
     return attested
 
 
-def _read(expected, log_path, platform_keys, attested):
+def _head(path, limit, objects):
+    """Up to limit bytes of a file, or of an object at a URL; None when there is none."""
+    if objects is not None and is_url(path):
+        return objects.read_head(path, limit)
+    return read_head(path, limit)
+
+
+def _read(expected, where, platform_keys, attested):
+    log_path, objects = where
     if expected.rim is not None:
         attested.rim, attested.source = expected.rim, "given"
         return
     token_path, source = expected.token_path, "token"
     if token_path is None and expected.sidecars:
         token_path, source = sidecar_path(log_path, ".token"), "token-sidecar"
-    raw = read_head(token_path, _MAX_TOKEN_SIZE + 1) if token_path is not None else None
+    raw = _head(token_path, _MAX_TOKEN_SIZE + 1, objects) if token_path is not None else None
     if raw is not None:
         attested.source = source
         if len(raw) > _MAX_TOKEN_SIZE:
@@ -93,18 +103,23 @@ def _read(expected, log_path, platform_keys, attested):
         attested.token = token.verify_token(raw, platform_keys)
         attested.rim = attested.token.rim
     elif expected.sidecars:
-        attested.rim = sidecar_rim(log_path)
+        attested.rim = sidecar_rim(log_path, objects)
         attested.source = "sidecar" if attested.rim is not None else None
 
 
-def read_expected_file(path):
-    """{log name: RIM bytes} from an --expected file: CSV with a header
-    naming the columns log and rim, or JSON lines with those keys."""
+_MAX_EXPECTED_FILE = 1 << 30
+
+
+def read_expected_file(path, objects=None):
+    """{log name: RIM bytes} from an --expected file (or object, at a URL with
+    objects): CSV with a header naming the columns log and rim, or JSON lines
+    with those keys."""
     import csv  # here: only batch runs read CSV
 
     try:
-        with open(path, newline="") as f:
-            text = f.read()
+        raw = objects.read(path, _MAX_EXPECTED_FILE) if objects is not None and is_url(path) else \
+            read_bounded(path, _MAX_EXPECTED_FILE)
+        text = raw.decode()
     except (OSError, UnicodeDecodeError) as exc:
         raise FileError(f"cannot read --expected {path}: {exc}", code="io.unreadable") from None
     if text.lstrip().startswith("{"):

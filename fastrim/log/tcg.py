@@ -8,6 +8,7 @@ from ..algorithms import tcg_name
 from ..backend import select
 from ..errors import LogFormatError, check_int
 from ..store.files import read_bounded
+from ..store.objects import is_url
 from ..tcgdefs import event_type_name
 
 # Real events are far smaller; a larger eventSize is refused by default.
@@ -83,9 +84,10 @@ def parse(buf, *, max_event_size=DEFAULT_MAX_EVENT_SIZE, impl=None):
     return EventLog(buf, impl.frame(buf, max_event_size), impl)
 
 
-def read_log(path, max_log_size=DEFAULT_MAX_LOG_SIZE):
-    """The bytes of the log file at path, read whole (a log is small; never
-    mapped, so a log truncated meanwhile is a short log, not a SIGBUS).
+def read_log(path, max_log_size=DEFAULT_MAX_LOG_SIZE, objects=None):
+    """The bytes of the log file at path (or, with objects, a store.objects
+    ObjectStore, the object at a URL), read whole: a log is small; never
+    mapped, so a log truncated meanwhile is a short log, not a SIGBUS.
     LogFormatError log.too_large, before reading, above max_log_size."""
     check_int("max_log_size", max_log_size, 1, MAX_LOG_SIZE_LIMIT)
 
@@ -93,4 +95,6 @@ def read_log(path, max_log_size=DEFAULT_MAX_LOG_SIZE):
         return LogFormatError(f"the log is {size} bytes, more than the limit of {max_log_size} (--max-log-size)",
                               code="log.too_large")
 
+    if objects is not None and is_url(path):
+        return objects.read(path, max_log_size, too_large)
     return read_bounded(path, max_log_size, too_large)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ..errors import FileError
 from ..evidence.expected import LOG_SUFFIXES
 from ..output.rows import run_columns
+from ..store.objects import is_url
 from ..verifier import STATUSES
 from .work import LogFile, Task
 
@@ -22,20 +23,25 @@ def unique_roots(roots):
     """roots in the order given, each directory or file once however it is spelled."""
     seen, unique = set(), []
     for root in roots:
-        real = os.path.realpath(root)
+        real = root.rstrip("/") if is_url(root) else os.path.realpath(root)
         if real not in seen:
             seen.add(real)
             unique.append(root)
     return unique
 
 
-def discover(roots):
+def discover(roots, objects=None):
     """Every *.log / *.bin file under each root (a root may also be one log
     file: its directory is then the root), largest first. Each is named by
     its path relative to its root, and carries the root as given, so that
-    two nights over the same directories give the same keys."""
+    two nights over the same directories give the same keys. With objects
+    (store.objects.ObjectStore), a root may be a URL: the objects under it."""
     found = []
     for root in unique_roots(roots):
+        if objects is not None and is_url(root):
+            found += [LogFile(url, root.rstrip("/"), name, size)
+                      for name, (url, size, _) in objects.find(root, LOG_SUFFIXES).items()]
+            continue
         shown = os.path.normpath(root)
         if os.path.isfile(root):
             found.append(LogFile(root, os.path.dirname(shown) or ".", os.path.basename(shown), os.path.getsize(root)))

@@ -49,25 +49,25 @@ def _dask():
     return dask, distributed
 
 
-def shard_key(log_file, impl):
+def shard_key(log_file, impl, objects=None):
     """xxh3 of the image digests the log names (its path when it does not
     parse): a placement hint, so that one configuration's logs meet."""
     try:
-        decoded = cca.decode(tcg.parse(tcg.read_log(log_file.path), impl=impl))
+        decoded = cca.decode(tcg.parse(tcg.read_log(log_file.path, objects=objects), impl=impl))
         digests = sorted(step.record.digest or b"" for step in decoded.steps if isinstance(step.record, cca.ImageLoad))
         return xxhash.xxh3_64_hexdigest(b"".join(digests))
     except (FastrimError, OSError):
         return xxhash.xxh3_64_hexdigest(log_file.path.encode())
 
 
-def placed_shards(tasks, impl, workers):
+def placed_shards(tasks, impl, workers, objects=None):
     """(worker, tasks): each worker's logs (the keys rendezvous gives it, one
     key's logs together) in about SHARDS_PER_WORKER shards of at least
     MIN_SHARD logs. Few shards keep Dask's per-task cost small next to the
     work; several per worker let an idle worker take some of a busy one's."""
     by_key = {}
     for task in tasks:
-        by_key.setdefault(shard_key(task.log, impl), []).append(task)
+        by_key.setdefault(shard_key(task.log, impl, objects), []).append(task)
     by_worker = {}
     for key, group in sorted(by_key.items()):
         by_worker.setdefault(rendezvous(key, workers), []).extend(group)
@@ -148,7 +148,7 @@ class DaskExecutor:
         workers = sorted(self.client.scheduler_info()["workers"])
         pending = {}
         try:
-            for worker, shard in placed_shards(list(tasks), impl, workers):
+            for worker, shard in placed_shards(list(tasks), impl, workers, settings.objects):
                 pending[self._submit(shard, name, worker)] = shard
             # Results are fetched as each shard ends: one left on a worker that
             # a poison log kills next would have to be computed again.

@@ -8,6 +8,7 @@ from typing import NamedTuple, Optional
 from . import cachekey
 from .content import ContentCache
 from .files import private_dir
+from .samelogs import SameLogMemo
 from .steps import StepMemo
 
 
@@ -25,14 +26,16 @@ class Caches(NamedTuple):
 
     content: Optional[ContentCache] = None  # granule content hashes, per image
     steps: Optional[StepMemo] = None  # the RIM after image steps already seen
+    same_logs: Optional[SameLogMemo] = None  # replays of logs this process saw, by their bytes
 
     @classmethod
     def open(cls, directory):
-        """Both caches under directory (persistent, shared, authenticated with
-        the cache key), or for None an in-memory step memo alone."""
+        """The content cache and step memo under directory (persistent,
+        shared, authenticated with the cache key), or for None an in-memory
+        step memo alone; and a same-log memo."""
         if not directory:
-            return cls(None, StepMemo())
-        return cls(ContentCache(directory), StepMemo(directory))
+            return cls(None, StepMemo(), SameLogMemo())
+        return cls(ContentCache(directory), StepMemo(directory), SameLogMemo())
 
 
 def usable_cache_dir(directory):

@@ -17,12 +17,13 @@ import json
 import logging
 import os
 import stat
+import tempfile
 from typing import NamedTuple
 
 from ..algorithms import BY_NAME, BY_TCG_ID, RIM_ALGORITHMS
 from ..errors import FileError, ReferenceImageError
 from . import cachekey
-from .files import open_regular, private_dir, read_bounded, read_fd, write_atomic
+from .files import open_regular, private_dir, read_bounded, read_fd, read_head, write_atomic
 
 log = logging.getLogger("fastrim.cache")
 
@@ -98,9 +99,7 @@ class RefStore:
     and returns something with advance(nbytes=) and close() (run.progress)."""
 
     def __init__(self, root, cache_dir=None, jobs=1, progress=None):
-        self.root = os.path.abspath(root)
-        if not os.path.isdir(self.root):
-            raise FileError(f"reference store {root} is not a directory", code="io.unreadable")
+        self.root = self._checked_root(root)
         name = hashlib.sha256(self.root.encode()).hexdigest()[:32]
         self.index_path = os.path.join(cache_dir, "refs", name + ".idx") if cache_dir else None
         self._key = cachekey.cache_key() if cache_dir else None
@@ -108,6 +107,13 @@ class RefStore:
         self._images = {}
         self._by_digest = {}
         self.refresh(jobs, progress)
+
+    @staticmethod
+    def _checked_root(root):
+        root = os.path.abspath(root)
+        if not os.path.isdir(root):
+            raise FileError(f"reference store {root} is not a directory", code="io.unreadable")
+        return root
 
     def _load_index(self):
         """{name: entry} from the index; empty when there is none, or when it
@@ -128,40 +134,46 @@ class RefStore:
             log.warning("ignored a damaged or forged reference index %s", self.index_path)
             return {}
         doc = json.loads(body)  # ours: the MAC says so
-        return {name: tuple(entry) for name, entry in doc["files"].items()} if doc.get("root") == self.root else {}
+        return dict(doc["files"]) if doc.get("root") == self.root else {}
 
-    def refresh(self, jobs=1, progress=None):
-        """Walk the store; hash only new files and those whose stamp changed,
-        in `jobs` processes when there are several (largest first)."""
-        known = self._load_index()
-        images, stale = {}, []
+    def _listing(self):
+        """(name, path, size, stamp) of every regular file under the root."""
         for directory, dirs, files in os.walk(self.root):
             dirs.sort()
             for filename in sorted(files):
                 path = os.path.join(directory, filename)
-                name = os.path.relpath(path, self.root)
                 try:
                     st = os.stat(path)
                 except OSError:
                     continue
-                if not stat.S_ISREG(st.st_mode):
-                    continue  # a FIFO, device or socket is no image, and reading it could hang
-                entry = known.get(name)
-                digests = _indexed_digests(entry, _stamp(st))
-                if digests is not None:
-                    images[name] = RefImage(name, path, st.st_size, _stamp(st), digests)
-                else:
-                    stale.append((name, path, st))
-        stale.sort(key=lambda item: -item[2].st_size)
+                if stat.S_ISREG(st.st_mode):  # a FIFO, device or socket is no image, and reading it could hang
+                    yield os.path.relpath(path, self.root), path, st.st_size, _stamp(st)
+
+    def _hash_all(self, paths, jobs):
+        """The digests of each file, in order, as they come (None: unreadable)."""
+        return _hash_files(paths, jobs)
+
+    def refresh(self, jobs=1, progress=None):
+        """List the store; hash only new files and those whose stamp changed,
+        in `jobs` processes when there are several (largest first)."""
+        known = self._load_index()
+        images, stale = {}, []
+        for name, path, size, stamp in self._listing():
+            digests = _indexed_digests(known.get(name), stamp)
+            if digests is not None:
+                images[name] = RefImage(name, path, size, stamp, digests)
+            else:
+                stale.append((name, path, size, stamp))
+        stale.sort(key=lambda item: -item[2])
         self.hashed = self.hashed_bytes = 0
-        bar = progress(len(stale), sum(st.st_size for _, _, st in stale)) if progress and stale else None
-        for (name, path, st), digests in zip(stale, _hash_files([path for _, path, _ in stale], jobs)):
+        bar = progress(len(stale), sum(item[2] for item in stale)) if progress and stale else None
+        for (name, path, size, stamp), digests in zip(stale, self._hash_all([item[1] for item in stale], jobs)):
             if bar is not None:
-                bar.advance(nbytes=st.st_size)
+                bar.advance(nbytes=size)
             if digests is not None:  # None: it vanished or cannot be read, and is left out
-                images[name] = RefImage(name, path, st.st_size, _stamp(st), digests)
+                images[name] = RefImage(name, path, size, stamp, digests)
                 self.hashed += 1
-                self.hashed_bytes += st.st_size
+                self.hashed_bytes += size
         if bar is not None:
             bar.close()
         images = dict(sorted(images.items()))
@@ -280,3 +292,77 @@ class MemoryImage:
 
     def measure(self, impl, alg, rim, base, keep_contents):
         return impl.rim_data(alg, rim, self.data, base, keep_contents)
+
+
+class ObjectRefStore(RefStore):
+    """A reference store in object storage (a URL with an ObjectStore): each
+    object indexed by its digests (hashed as it streams in, on the client),
+    the index kept like a local store's. An image is fetched on demand into
+    fetch_dir (the cache directory's objects/, or a temporary directory),
+    named by its digest and hashed again on arrival: an object that changed
+    since it was indexed is ref.changed. A fetched copy is used again only
+    while a MAC under the cache key vouches for it."""
+
+    def __init__(self, root, objects, cache_dir=None, progress=None):
+        self.objects = objects
+        self.fetch_dir = os.path.join(cache_dir, "objects") if cache_dir else tempfile.mkdtemp(prefix="fastrim-fetch-")
+        super().__init__(root, cache_dir, 1, progress)
+
+    def _checked_root(self, root):
+        if not self.objects.exists(root):
+            raise FileError(f"reference store {root} has no objects", code="io.unreadable")
+        return root.rstrip("/")
+
+    def _listing(self):
+        for name, (url, size, stamp) in self.objects.find(self.root).items():
+            yield name, url, size, (size, stamp)
+
+    def _hash_all(self, urls, jobs):
+        with tempfile.TemporaryDirectory(prefix="fastrim-index-") as scratch:
+            for url in urls:
+                local = os.path.join(scratch, "object")
+                try:
+                    self.objects.download(url, local)
+                except FileError:
+                    yield None
+                    continue
+                yield _hash_file(local)
+                os.unlink(local)
+
+    def open(self, ref):
+        local = self._fetched(ref)
+        return ImageFile(RefImage(ref.name, local, ref.size, _stamp(os.stat(local)), ref.digests))
+
+    def _fetched(self, ref):
+        """The path of a local copy of ref's object with the indexed digests."""
+        alg, digest = next(iter(ref.digests.items()))
+        directory = private_dir(self.fetch_dir)
+        path = os.path.join(directory, f"{BY_TCG_ID[alg].name}-{digest.hex()}")
+        if self._vouched(path, digest):
+            return path
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fetch-")
+        os.close(fd)
+        try:
+            self.objects.download(ref.path, tmp)
+            if _hash_file(tmp) != ref.digests:
+                raise ReferenceImageError(f"reference object {ref.name} changed after it was indexed",
+                                          code="ref.changed")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        if self._key is not None:
+            write_atomic(path + ".mac", lambda f: f.write(self._voucher(path, digest)))
+        return path
+
+    def _voucher(self, path, digest):
+        return cachekey.mac(self._key, digest, repr(_stamp(os.lstat(path))).encode())
+
+    def _vouched(self, path, digest):
+        if self._key is None:
+            return False
+        try:
+            tag = read_head(path + ".mac", cachekey.MAC_SIZE + 1, follow=False)
+            return tag is not None and cachekey.verify(self._key, tag, digest, repr(_stamp(os.lstat(path))).encode())
+        except OSError:
+            return False
