@@ -173,3 +173,21 @@ def test_shards_keep_a_configuration_together_and_rendezvous_is_stable(audit):
     kept = {k: w for k, w in choice.items() if w != workers[3]}
     assert {k: rendezvous(k, workers[:3]) for k in kept} == kept, "keys keep their worker when another leaves"
     assert len(set(choice.values())) == 4
+
+
+def test_ctrl_c_stops_a_cluster_run_and_writes_nothing(audit, tmp_path):
+    root, _ = audit
+    proc = batch(root, tmp_path, "--scheduler", "local:2", meddle=0.3)
+    deadline, workers = time.monotonic() + 60, []
+    while len(workers) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        workers = child_pids(proc.pid, b"spawn_main")
+    time.sleep(2)  # shards running
+    proc.send_signal(signal.SIGINT)
+    code, _, err = finish(proc, timeout=120)
+    assert code == 3 and "interrupted; no results were written" in err, err
+    assert not (tmp_path / "r.parquet").exists() and not (tmp_path / "ear.jsonl").exists()
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{pid}") for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert workers and not any(os.path.exists(f"/proc/{pid}") for pid in workers), "no worker left running"
