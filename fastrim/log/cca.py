@@ -17,7 +17,7 @@ TAG_REC_CREATE = 3
 
 _VM_VERSION_SIGNATURE = b"VM VERSION\0"
 _VM_VERSION_SIZE = 112
-_IMAGE_TYPES = (EV_POST_CODE2, EV_EFI_PLATFORM_FIRMWARE_BLOB2)
+IMAGE_EVENT_TYPES = (EV_POST_CODE2, EV_EFI_PLATFORM_FIRMWARE_BLOB2)  # the events that load an image
 
 
 class VmVersion(NamedTuple):
@@ -163,7 +163,7 @@ def decode_event(event, alg):
         return version
     if event.type == EV_EVENT_TAG:
         return _decode_tag(event)
-    if event.type in _IMAGE_TYPES:
+    if event.type in IMAGE_EVENT_TYPES:
         return _decode_image(event, alg)
     return None
 
