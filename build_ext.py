@@ -29,7 +29,7 @@ ffibuilder.set_source(
     '#include "fastrim.h"',
     sources=[f"csrc/{name}.c" for name in ("framing", "pcr", "hash", "rim", "lanes")],
     include_dirs=["csrc"],
-    libraries=["crypto"],
+    libraries=["crypto", "pthread"],  # pthread_once (in libc since glibc 2.34, a library before)
     # The low-level SHA*_Init calls are deprecated in OpenSSL 3 but are
     # the fastest path for the short messages of a replay. Hidden
     # visibility: the module exports its init function, not the C core.

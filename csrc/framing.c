@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fastrim.h"
+#include "hash.h"
 #include "tcg.h"
 
 static const char SPEC_ID_03[16] = "Spec ID Event03";
@@ -145,6 +146,9 @@ static int parse_spec_id(const uint8_t *body, uint32_t size, fr_result *res)
     for (uint32_t i = 0; i < n; i++) {
         uint16_t alg = rd16(body + SPEC_ID_ALGS_AT + 4 * i), dsize = rd16(body + SPEC_ID_ALGS_AT + 2 + 4 * i);
         if (alg == 0 || dsize == 0 || dsize > MAX_DIGEST) return fail(res, FR_ERR_BAD_SPEC_ID, 0, alg, dsize);
+        /* A known algorithm at another size would have its digests hashed (PCR replay) at the wrong length. */
+        uint32_t known = fr_digest_size(alg);
+        if (known && known != dsize) return fail(res, FR_ERR_BAD_SPEC_ID, 0, alg, dsize);
         for (uint32_t j = 0; j < i; j++)
             if (res->alg_ids[j] == alg) return fail(res, FR_ERR_BAD_SPEC_ID, 0, alg, dsize);
         res->alg_ids[i] = alg;

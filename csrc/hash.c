@@ -59,6 +59,18 @@ int fr_hash_final(fr_hash_ctx *h, uint8_t *out)
     return ok == 1 ? 0 : -1;
 }
 
+uint32_t fr_digest_size(uint16_t alg)
+{
+    switch (alg) {
+    case ALG_SHA1: return 20;
+    case ALG_SHA256: return 32;
+    case ALG_SHA384: return 48;
+    case ALG_SHA512: return 64;
+    case ALG_SM3_256: return 32;
+    default: return 0;
+    }
+}
+
 uint32_t fr_rim_digest_size(uint16_t alg)
 {
     switch (alg) {

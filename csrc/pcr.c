@@ -44,7 +44,8 @@ int fr_pcr_replay(const uint8_t *buf, const fr_event *events, uint32_t n_events,
                   uint8_t locality, uint8_t *pcrs_out, uint32_t *extended)
 {
     fr_hash_ctx h;
-    if (dsize == 0 || dsize > MAX_DIGEST || !hash_supported(alg)) return -1;
+    /* The digest is written whole into a dsize-byte PCR: the sizes must agree. */
+    if (dsize != fr_digest_size(alg) || !hash_supported(alg)) return -1;
     memset(pcrs_out, 0, PCR_COUNT * (size_t)dsize);
     for (int i = FIRST_DRTM_PCR; i <= LAST_DRTM_PCR; i++) memset(pcrs_out + i * dsize, 0xFF, dsize);
     pcrs_out[dsize - 1] = locality;

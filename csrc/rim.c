@@ -4,10 +4,12 @@
 
 #define _POSIX_C_SOURCE 200809L /* sigaction, sigsetjmp, mmap */
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "fastrim.h"
 #include "hash.h"
@@ -139,7 +141,7 @@ int64_t fr_rim_data(uint16_t alg, uint8_t *rim, const uint8_t *img,
             uint64_t from = start + lo - head;
             uint64_t take = img_len - from < GRANULE - lo ? img_len - from : GRANULE - lo;
             memset(page, 0, GRANULE);
-            memcpy(page + lo, img + from, take);
+            if (take) memcpy(page + lo, img + from, take); /* an empty image may come as NULL */
             src[i] = page;
         }
         if (hash_granules(alg, src, m, contents)) return FR_RIM_CRYPTO_FAILED;
@@ -167,45 +169,62 @@ int64_t fr_rim_chain(uint16_t alg, uint8_t *rim, uint64_t ipa0, uint64_t n,
 /* ---- a mapped file that may shrink underneath ---------------------------- */
 
 /* Armed (per thread) while fr_rim_file hashes a mapping: a SIGBUS there
- * means the file lost pages, and returns to the call instead of killing. */
+ * means the file lost pages, and returns to the call instead of killing.
+ * The handler is installed once for the process; a SIGBUS that is not ours
+ * goes to the handler that was there before (faulthandler's, say). */
 static _Thread_local sigjmp_buf *mapping_guard;
+static struct sigaction previous_sigbus;
+static int sigbus_installed;
+static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
 
 static void on_sigbus(int sig, siginfo_t *info, void *context)
 {
-    (void)info;
-    (void)context;
     if (mapping_guard) siglongjmp(*mapping_guard, 1);
-    signal(sig, SIG_DFL); /* not ours: the fault repeats with the default action */
+    if (previous_sigbus.sa_flags & SA_SIGINFO) {
+        previous_sigbus.sa_sigaction(sig, info, context);
+    } else if (previous_sigbus.sa_handler != SIG_DFL && previous_sigbus.sa_handler != SIG_IGN) {
+        previous_sigbus.sa_handler(sig);
+    } else {
+        signal(sig, SIG_DFL); /* the fault repeats with the default action */
+    }
+}
+
+static void install_sigbus(void)
+{
+    struct sigaction ours;
+    memset(&ours, 0, sizeof(ours));
+    ours.sa_sigaction = on_sigbus;
+    ours.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&ours.sa_mask);
+    sigbus_installed = sigaction(SIGBUS, &ours, &previous_sigbus) == 0;
 }
 
 int64_t fr_rim_file(uint16_t alg, uint8_t *rim, int fd, uint64_t img_len,
                     uint64_t base, uint8_t *contents_out)
 {
     if (!fr_rim_digest_size(alg)) return FR_RIM_BAD_ALG;
+    struct stat st;
+    if (fstat(fd, &st)) return FR_RIM_MAP_FAILED;
+    /* Shorter than asked: within its last page a mapping would read zeros, not fault. */
+    if ((uint64_t)st.st_size < img_len) return FR_RIM_SHORT_FILE;
     if (img_len == 0) return fr_rim_data(alg, rim, NULL, 0, base, contents_out);
+    pthread_once(&sigbus_once, install_sigbus);
+    if (!sigbus_installed) return FR_RIM_MAP_FAILED;
     void *map = mmap(NULL, (size_t)img_len, PROT_READ, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) return FR_RIM_MAP_FAILED;
     posix_madvise(map, (size_t)img_len, POSIX_MADV_SEQUENTIAL);
-    struct sigaction ours, theirs;
-    memset(&ours, 0, sizeof(ours));
-    ours.sa_sigaction = on_sigbus;
-    ours.sa_flags = SA_SIGINFO | SA_NODEFER;
-    sigemptyset(&ours.sa_mask);
-    volatile int64_t result = FR_RIM_MAP_FAILED; /* volatile: set on both sides of a siglongjmp */
-    if (sigaction(SIGBUS, &ours, &theirs) == 0) {
-        sigjmp_buf jump;
-        uint8_t start[MEASUREMENT_SIZE];
-        memcpy(start, rim, MEASUREMENT_SIZE);
-        if (sigsetjmp(jump, 1) == 0) {
-            mapping_guard = &jump;
-            result = fr_rim_data(alg, rim, map, img_len, base, contents_out);
-        } else {
-            memcpy(rim, start, MEASUREMENT_SIZE); /* nothing of a half-hashed image is kept */
-            result = FR_RIM_SHORT_FILE;
-        }
-        mapping_guard = NULL;
-        sigaction(SIGBUS, &theirs, NULL);
+    volatile int64_t result; /* volatile: set on both sides of a siglongjmp */
+    sigjmp_buf jump;
+    uint8_t start[MEASUREMENT_SIZE];
+    memcpy(start, rim, MEASUREMENT_SIZE);
+    if (sigsetjmp(jump, 1) == 0) {
+        mapping_guard = &jump;
+        result = fr_rim_data(alg, rim, map, img_len, base, contents_out);
+    } else {
+        memcpy(rim, start, MEASUREMENT_SIZE); /* nothing of a half-hashed image is kept */
+        result = FR_RIM_SHORT_FILE;
     }
+    mapping_guard = NULL;
     munmap(map, (size_t)img_len);
     return result;
 }

@@ -55,6 +55,8 @@ CASES = {
     "pcr-none-kept": (HEADER + event2(0xFFFFFFFF, 1, [(SHA1.tcg_id, b"\1" * 20)], b""), ("ok", "crypto-agile", 2, None)),
     "numalgs-zero": (HEADER[:56] + struct.pack("<I", 0) + HEADER[60:], ("log.bad_spec_id", 0)),
     "vendor-past-end": (HEADER[:-1] + b"\x05", ("log.bad_spec_id", 0)),
+    # a known algorithm at another size: its digests would be hashed at the wrong length
+    "sha256-declared-48": (HEADER[:66] + struct.pack("<H", 48) + HEADER[68:], ("log.bad_spec_id", 0)),
 }
 
 

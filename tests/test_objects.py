@@ -7,10 +7,12 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pyarrow.parquet as pq
 import pytest
 
+from fastrim.backend import fallback
 from fastrim.errors import ReferenceImageError
 from fastrim.fleetgen import fleet
 from fastrim.store.objects import ObjectStore
@@ -94,19 +96,35 @@ def test_an_object_changed_after_indexing_is_refused(s3, tmp_path):
         assert os.listdir(store.fetch_dir) == [], "neither the download nor a copy of it is kept"
     finally:
         fs.pipe_file(ref.path, original)
-    with store.open(ref) as image:  # restored: fetched, checked, and measured from the local copy
-        assert image.ref.path.startswith(str(tmp_path / "cache"))
+    with store.open(ref):  # restored: fetched, checked, and kept in the cache's objects/
+        assert os.listdir(store.fetch_dir)
+
+
+def _local_copy(store, ref):
+    alg, digest = next(iter(ref.digests.items()))
+    return os.path.join(store.fetch_dir, f"{'sha256' if alg == 0x000B else 'sha512'}-{digest.hex()}")
 
 
 def test_a_fetched_copy_changed_in_the_cache_is_fetched_again(s3, tmp_path):
     options, _, _ = s3
     store = ObjectRefStore("s3://fleet/refs", ObjectStore(options), cache_dir=str(tmp_path / "cache"))
     ref = next(iter(store._images.values()))
-    with store.open(ref) as image:
-        local = image.ref.path
+    with store.open(ref):
+        pass
+    local = _local_copy(store, ref)
     with open(local, "r+b") as f:  # someone who can write the cache, not read the key
         f.write(b"\0" * 16)
-    with store.open(ref) as image:
-        assert image.ref.path == local
+    with store.open(ref):
+        pass
     with open(local, "rb") as f:
         assert f.read(16) != b"\0" * 16, "the damaged copy was replaced by a checked download"
+
+
+def test_without_a_cache_nothing_fetched_is_left_behind(s3, tmp_path, monkeypatch):
+    options, _, _ = s3
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    store = ObjectRefStore("s3://fleet/refs", ObjectStore(options))
+    ref = next(iter(store._images.values()))
+    with store.open(ref) as image:
+        assert image.measure(fallback, 0x000B, bytes(64), 0, False)[1] > 0
+    assert os.listdir(tmp_path) == []

@@ -195,19 +195,43 @@ def test_an_image_truncated_while_hashed_is_an_error_not_a_sigbus(realm, backend
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_truncated_mapping_in_c_is_caught_in_c(tmp_path, backend):
-    """The file is shorter than the size asked for from the start: the C core
-    maps past its end and must report, not fault; Python reads short."""
+@pytest.mark.parametrize("asked", [1 << 20, 12000], ids=["pages-past-the-end", "within-the-last-page"])
+def test_a_file_shorter_than_asked_is_refused_alike(tmp_path, backend, asked):
+    """The file is shorter than the size asked for: the C core must not map
+    past its end (a fault, or zeros within the last page) and Python reads
+    short; both refuse it the same way."""
     impl = select.load(backend)
     path = tmp_path / "short"
     path.write_bytes(b"x" * 10000)
     fd = os.open(path, os.O_RDONLY)
     try:
         with pytest.raises(errors.ReferenceImageError) as info:
-            impl.rim_file(0x000B, bytes(64), fd, 1 << 20, 0, True)
+            impl.rim_file(0x000B, bytes(64), fd, asked, 0, True)
     finally:
         os.close(fd)
     assert info.value.code == "ref.changed"
+
+
+def test_a_file_truncated_while_the_c_core_hashes_it_is_an_error_not_a_sigbus(tmp_path):
+    """A real fault: another thread truncates the file while the C core hashes
+    its mapping (cffi lets go of the GIL). Whether the truncation lands before
+    the size check or inside the hashing, the call returns, never kills."""
+    import threading
+
+    from fastrim._native import ffi, lib
+
+    path = tmp_path / "image"
+    with open(path, "wb") as f:
+        f.truncate(256 << 20)  # sparse: quick to make, a quarter of a second to hash
+    fd = os.open(path, os.O_RDWR)
+    try:
+        cutter = threading.Timer(0.02, os.ftruncate, (fd, 4096))
+        cutter.start()
+        result = lib.fr_rim_file(0x000B, ffi.new("uint8_t[64]"), fd, 256 << 20, 0, ffi.NULL)
+        cutter.join()
+    finally:
+        os.close(fd)
+    assert result == lib.FR_RIM_SHORT_FILE
 
 
 # ---- links and special files -------------------------------------------------------------------
@@ -400,3 +424,14 @@ def test_indefinite_lengths_are_malformed(token_keys):
         token.verify_token(indefinite, [anchor])
     assert "indefinite-length" in str(info.value)
 
+
+
+def test_a_map_key_that_decodes_equal_to_another_is_malformed(token_keys):
+    """cbor2 reads 1 and 1.0 as one key (the last value wins): only integer and string keys are allowed."""
+    rak, platform, anchor = token_keys
+    good = cbor2.loads(make_token(b"\x01" * 32, rak, platform, tag=399))
+    entries = list(good.value.items()) + [(44234.0, b"\x00")]
+    body = bytes([0xA0 + len(entries)]) + b"".join(cbor2.dumps(k) + cbor2.dumps(v) for k, v in entries)
+    with pytest.raises(errors.TokenError) as info:
+        token.verify_token(cbor2.dumps(cbor2.CBORTag(399, None))[:-1] + body, [anchor])
+    assert "not an integer or a string" in str(info.value)

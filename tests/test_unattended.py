@@ -313,3 +313,15 @@ def test_the_worker_crash_test_keeps_its_abort_out_of_the_output():
                          capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert run.returncode == 0, run.stdout
     assert "Fatal Python error" not in run.stdout + run.stderr
+
+
+def test_an_expected_row_for_a_name_under_two_roots_is_refused(audit, tmp_path):
+    root, manifest = audit
+    for host in ("hostA", "hostB"):
+        (tmp_path / host).mkdir()
+        shutil.copy(root / "logs" / manifest[0]["log"], tmp_path / host / manifest[0]["log"])
+    expected = tmp_path / "expected.csv"
+    expected.write_text(f"log,rim\n{manifest[0]['log']},{'00' * 32}\n")
+    message = usage_error(fastrim("batch", tmp_path / "hostA", tmp_path / "hostB", "--refs", root / "refs", "--jsonl",
+                                  "--expected", expected, cache=tmp_path / "c"))
+    assert "under several LOGS roots" in message

@@ -94,7 +94,9 @@ def _spec_id(body):
     algs = []
     for i in range(n):
         alg, dsize = struct.unpack_from("<HH", body, 28 + 4 * i)
-        if alg == 0 or dsize == 0 or dsize > MEASUREMENT_SIZE or any(alg == a for a, _ in algs):
+        known = BY_TCG_ID.get(alg)
+        if alg == 0 or dsize == 0 or dsize > MEASUREMENT_SIZE or any(alg == a for a, _ in algs) \
+                or (known is not None and known.pcr_replay and known.digest_size != dsize):
             _fail(_F.BAD_SPEC_ID, 0, alg, dsize)
         algs.append((alg, dsize))
     vendor = body[28 + 4 * n]
@@ -183,7 +185,7 @@ def startup_locality(buf, framing):
 
 def pcr_replay(buf, framing, alg, size, locality):
     known = BY_TCG_ID.get(alg)
-    if known is None or not known.pcr_replay or not 0 < size <= MEASUREMENT_SIZE:
+    if known is None or not known.pcr_replay or size != known.digest_size:
         return None
     try:
         known.new()
@@ -246,7 +248,11 @@ _FILE_PIECE = 16 << 20  # bytes read and hashed at a time: a whole image need no
 def _pread_exactly(fd, size, offset):
     parts, got = [], 0
     while got < size:
-        part = os.pread(fd, min(size - got, _FILE_PIECE), offset + got)
+        try:
+            part = os.pread(fd, min(size - got, _FILE_PIECE), offset + got)
+        except OSError as exc:  # as the C core's mapping failing: the file cannot be read
+            raise errors.FileError(f"the image file could not be read: {exc.strerror or exc}",
+                                   code="io.unreadable") from None
         if not part:
             raise errors.image_truncated()
         parts.append(part)

@@ -279,6 +279,7 @@ def run(args):
         if not logs:
             args.parser.error(f"no *.log or *.bin files under {', '.join(roots)}: nothing to verify")
         expected = read_expected_file(args.expected, objects) if args.expected else {}
+        _refuse_ambiguous_names(args, logs, expected)
     except FastrimError as exc:  # an input the operator gave wrong (or cannot reach): nothing was verified
         args.parser.error(str(exc))
     outputs = Outputs(args.out, args.jsonl, args.ear, tuple(args.argv), show_progress=not args.quiet)
@@ -287,6 +288,18 @@ def run(args):
         return _verify_all(args, logs, (keys, expected, started, objects), executor, outputs)
     finally:
         executor.close()
+
+
+def _refuse_ambiguous_names(args, logs, expected):
+    """An --expected row names a log relative to its root: a name found under
+    two roots would give both logs one attested value."""
+    roots_of = {}
+    for log_file in logs:
+        roots_of.setdefault(log_file.name, []).append(log_file.root)
+    for name in sorted(expected):
+        if len(roots_of.get(name, ())) > 1:
+            args.parser.error(f"--expected names {name}, which is under several LOGS roots "
+                              f"({', '.join(roots_of[name])}): give each root its own run")
 
 
 def _executor(args, outputs):

@@ -46,13 +46,16 @@ def _head(data, pos):
 
 def _key(data, start, end):
     """A map key as a comparable value: equal keys compare equal however
-    they are encoded (an integer in a longer head than it needs included)."""
+    they are encoded (an integer in a longer head than it needs included).
+    Only integers and strings may be keys."""
     major, argument, after = _head(data, start)
     if major in (0, 1):
         return ("int", argument if major == 0 else -1 - argument)
     if major in (2, 3):
         return (major, bytes(data[after:end]))
-    return ("raw", bytes(data[start:end]))
+    # A float, bool, tag or container key could equal another key once decoded
+    # (cbor2 merges 1 and 1.0): no CCA token or COSE structure uses one.
+    raise _Malformed("a map key that is not an integer or a string")
 
 
 def _item(data, pos, depth):

@@ -69,6 +69,7 @@ class ContentCache:
             return self._reject(path, None)
         alg, digest, offset = key
         size = _HEADER_SIZE + count * len(digest)
+        st = None
         try:
             st = os.fstat(fd)
             data = read_exactly(fd, size) if _regular(st) and st.st_size == size else None

@@ -218,8 +218,12 @@ class ImageFile:
     """An indexed image opened for measuring: its bytes are hashed in place,
     from the file as it was when opened, and must be those indexed."""
 
-    def __init__(self, ref):
+    def __init__(self, ref, opened=None):
+        """opened: (fd, stamp) of the file already open (this takes it over)."""
         self.ref = ref
+        if opened is not None:
+            self._fd, self._stamp = opened
+            return
         try:
             self._fd, st = open_regular(ref.path)
         except FileNotFoundError:
@@ -238,16 +242,20 @@ class ImageFile:
     def measure(self, impl, alg, rim, base, keep_contents):
         """impl.rim_file over the image loaded at base; ReferenceImageError
         ref.changed when the file is not the one indexed or changes meanwhile."""
-        if self._stamp != self.ref.stamp:  # touched since it was indexed: its bytes must still be those
-            alg0, digest = next(iter(self.ref.digests.items()))
-            if self._stamp[0] != self.ref.size or _digests_of_fd(self._fd, [_RIM_IDS[alg0]])[alg0] != digest:
-                raise self._changed("changed after it was indexed")
         try:
-            measured = impl.rim_file(alg, rim, self._fd, self.ref.size, base, keep_contents)
-        except ReferenceImageError:
-            raise self._changed("was truncated while it was hashed") from None
-        if _stamp(os.fstat(self._fd)) != self._stamp:
-            raise self._changed("changed while it was hashed: what was computed is dropped")
+            if self._stamp != self.ref.stamp:  # touched since it was indexed: its bytes must still be those
+                alg0, digest = next(iter(self.ref.digests.items()))
+                if self._stamp[0] != self.ref.size or _digests_of_fd(self._fd, [_RIM_IDS[alg0]])[alg0] != digest:
+                    raise self._changed("changed after it was indexed")
+            try:
+                measured = impl.rim_file(alg, rim, self._fd, self.ref.size, base, keep_contents)
+            except ReferenceImageError:
+                raise self._changed("was truncated while it was hashed") from None
+            if _stamp(os.fstat(self._fd)) != self._stamp:
+                raise self._changed("changed while it was hashed: what was computed is dropped")
+        except OSError as exc:
+            raise FileError(f"cannot read reference image {self.ref.name}: {exc.strerror or exc}",
+                            code="io.unreadable") from None
         return measured
 
 
@@ -297,15 +305,16 @@ class MemoryImage:
 class ObjectRefStore(RefStore):
     """A reference store in object storage (a URL with an ObjectStore): each
     object indexed by its digests (hashed as it streams in, on the client),
-    the index kept like a local store's. An image is fetched on demand into
-    fetch_dir (the cache directory's objects/, or a temporary directory),
-    named by its digest and hashed again on arrival: an object that changed
-    since it was indexed is ref.changed. A fetched copy is used again only
-    while a MAC under the cache key vouches for it."""
+    the index kept like a local store's. An image is fetched on demand and
+    hashed again on arrival: an object that changed since it was indexed is
+    ref.changed. With a cache directory, the checked copy stays in its
+    objects/ (named by digest) and is used again only while a MAC under the
+    cache key vouches for the very file opened; without one, the copy is
+    unlinked as soon as it is open, and nothing is left behind."""
 
     def __init__(self, root, objects, cache_dir=None, progress=None):
         self.objects = objects
-        self.fetch_dir = os.path.join(cache_dir, "objects") if cache_dir else tempfile.mkdtemp(prefix="fastrim-fetch-")
+        self.fetch_dir = os.path.join(cache_dir, "objects") if cache_dir else None
         super().__init__(root, cache_dir, 1, progress)
 
     def _checked_root(self, root):
@@ -330,39 +339,57 @@ class ObjectRefStore(RefStore):
                 os.unlink(local)
 
     def open(self, ref):
-        local = self._fetched(ref)
-        return ImageFile(RefImage(ref.name, local, ref.size, _stamp(os.stat(local)), ref.digests))
+        fd, stamp = self._fetched(ref)
+        return ImageFile(RefImage(ref.name, None, ref.size, stamp, ref.digests), (fd, stamp))
 
     def _fetched(self, ref):
-        """The path of a local copy of ref's object with the indexed digests."""
+        """(fd, stamp) of an open local copy of ref's object holding the indexed digests."""
         alg, digest = next(iter(ref.digests.items()))
-        directory = private_dir(self.fetch_dir)
-        path = os.path.join(directory, f"{BY_TCG_ID[alg].name}-{digest.hex()}")
-        if self._vouched(path, digest):
-            return path
+        if self.fetch_dir is not None:
+            path = os.path.join(private_dir(self.fetch_dir), f"{BY_TCG_ID[alg].name}-{digest.hex()}")
+            opened = self._vouched(path, digest)
+            if opened is not None:
+                return opened
+        directory = self.fetch_dir or tempfile.gettempdir()
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fetch-")
         os.close(fd)
+        fd = None
         try:
             self.objects.download(ref.path, tmp)
-            if _hash_file(tmp) != ref.digests:
+            fd, _ = open_regular(tmp, follow=False)
+            if _digests_of_fd(fd, RIM_ALGORITHMS) != ref.digests:
                 raise ReferenceImageError(f"reference object {ref.name} changed after it was indexed",
                                           code="ref.changed")
-            os.replace(tmp, path)
+            if self.fetch_dir is None:
+                os.unlink(tmp)  # the open descriptor keeps it for this measure, and no longer
+            else:
+                os.replace(tmp, path)
+                stamp = _stamp(os.fstat(fd))  # after the rename, which sets the ctime
+                write_atomic(path + ".mac", lambda f: f.write(self._voucher(digest, stamp)))
+            opened, fd = (fd, _stamp(os.fstat(fd))), None
+            return opened
+        except OSError as exc:
+            raise FileError(f"cannot fetch reference object {ref.name}: {exc}", code="io.unreadable") from None
         finally:
+            if fd is not None:
+                os.close(fd)
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        if self._key is not None:
-            write_atomic(path + ".mac", lambda f: f.write(self._voucher(path, digest)))
-        return path
 
-    def _voucher(self, path, digest):
-        return cachekey.mac(self._key, digest, repr(_stamp(os.lstat(path))).encode())
+    def _voucher(self, digest, stamp):
+        return cachekey.mac(self._key, digest, repr(stamp).encode())
 
     def _vouched(self, path, digest):
-        if self._key is None:
-            return False
+        """(fd, stamp) of the copy at path when its MAC vouches for the file opened, else None."""
+        try:
+            fd, st = open_regular(path, follow=False)
+        except OSError:
+            return None
         try:
             tag = read_head(path + ".mac", cachekey.MAC_SIZE + 1, follow=False)
-            return tag is not None and cachekey.verify(self._key, tag, digest, repr(_stamp(os.lstat(path))).encode())
         except OSError:
-            return False
+            tag = None
+        if tag is not None and cachekey.verify(self._key, tag, digest, repr(_stamp(st)).encode()):
+            return fd, _stamp(st)
+        os.close(fd)
+        return None
