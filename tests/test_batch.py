@@ -237,7 +237,10 @@ def test_damaged_caches_are_dropped_never_trusted(small_fleet, tmp_path, impl, c
     # the workers said so through the parent's log handlers.
     dropped = {line.rsplit(" ", 1)[1] for line in caplog.text.splitlines() if "dropped a damaged" in line}
     assert dropped == {str(path) for path in content_files}  # two workers may both see one
-    assert sum(r["bytes_hashed"] for r in rows) == sum(r["bytes_hashed"] for r in cold) > 0
+    # At least as much as the cold run: two workers that both find an entry
+    # damaged at once may both hash its image (seen once in CI: 4 KiB more).
+    rehashed, first = sum(r["bytes_hashed"] for r in rows), sum(r["bytes_hashed"] for r in cold)
+    assert first <= rehashed < 2 * first and first > 0
 
 
 def test_unreadable_logs_are_error_rows(tmp_path, small_fleet):
