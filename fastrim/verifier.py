@@ -55,6 +55,10 @@ class Settings:
     def __post_init__(self):
         self.limits.checked()
 
+    def backend_module(self):
+        """The backend these settings name: backend, else the live one."""
+        return select.load(self.backend) if self.backend else select.active
+
 
 @dataclass
 class Context:
@@ -79,8 +83,7 @@ class Context:
             from .evidence import token  # cryptography loads only where trust anchors are configured
 
             keys = tuple(token.parse_platform_key(name, raw) for name, raw in settings.platform_keys)
-        impl = select.load(settings.backend) if settings.backend else select.active
-        return cls(settings.refs, settings.options, Caches.open(settings.cache_dir), impl, keys,
+        return cls(settings.refs, settings.options, Caches.open(settings.cache_dir), settings.backend_module(), keys,
                    settings.limits, settings.objects)
 
 

@@ -11,7 +11,6 @@ import time
 
 from .. import __version__
 from ..algorithms import RIM_ALGORITHMS
-from ..backend import select
 from ..errors import FastrimError, ResultsNotWritten
 from .common import (
     EXIT_FAILED,
@@ -187,7 +186,7 @@ def _write_results(outputs, settings, rows, path):
 
     from ..output.parquet import write_parquet
 
-    impl = select.load(settings.backend) if settings.backend else select.active
+    impl = settings.backend_module()
     metadata = {
         "fastrim.version": __version__,
         "fastrim.backend": impl.NAME,
@@ -217,16 +216,12 @@ def exit_status(rows, strict=False, stdout_closed=False):
 
 def _index(args, directory, outputs, objects):
     """The reference store, indexed (with progress on a terminal); says what was hashed now."""
-    from ..run.progress import Progress
+    from ..run.progress import file_progress
     from ..store.objects import is_url
     from ..store.refs import ObjectRefStore, RefStore
 
     started = time.perf_counter()
-
-    def progress(files, nbytes):
-        return Progress(files, "files", nbytes)
-
-    bar = progress if outputs.show_progress else None
+    bar = file_progress if outputs.show_progress else None
     if is_url(args.refs):
         refs = ObjectRefStore(args.refs, objects, cache_dir=directory, progress=bar)
     else:
@@ -330,8 +325,9 @@ def _verify_all(args, logs, inputs, executor, outputs):
     refs, indexing = _index(args, directory, outputs, objects)
     _token_sidecars_without_keys(logs, keys, outputs)
     settings = Settings(refs, replay_options(args), directory, limits(args), platform_keys=keys, objects=objects)
-    log.info("backend %s, hash kernels %s; content cache and step memo: %s", select.active.NAME,
-             ", ".join(f"{a.name} {select.active.hash_kernel(a.tcg_id)}" for a in RIM_ALGORITHMS),
+    impl = settings.backend_module()
+    log.info("backend %s, hash kernels %s; content cache and step memo: %s", impl.NAME,
+             ", ".join(f"{a.name} {impl.hash_kernel(a.tcg_id)}" for a in RIM_ALGORITHMS),
              directory or "off")
     rows, summary = run_batch(logs, settings, executor, outputs, expected)
     whole = time.perf_counter() - started

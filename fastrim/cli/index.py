@@ -20,16 +20,13 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..run.progress import Progress
+    from ..run.progress import file_progress
     from ..store.refs import RefStore
 
     check_jobs(args)
     input_dir(args.parser, "--refs", args.refs)
-
-    def progress(files, nbytes):
-        return Progress(files, "files", nbytes)
-
-    store = RefStore(args.refs, cache_dir=cache_dir(args), jobs=args.jobs, progress=None if args.quiet else progress)
+    store = RefStore(args.refs, cache_dir=cache_dir(args), jobs=args.jobs,
+                     progress=None if args.quiet else file_progress)
     print(f"{len(store)} reference images in {store.root}, {store.hashed} hashed now; "
           f"index {store.index_path or 'not kept (no usable cache directory)'}")
     return EXIT_OK

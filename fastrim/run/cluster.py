@@ -18,7 +18,6 @@ import uuid
 
 import xxhash
 
-from ..backend import select
 from ..errors import FastrimError, OptionError
 from ..log import cca, tcg
 from ..output.rows import internal_row
@@ -146,7 +145,7 @@ class DaskExecutor:
         _, distributed = _dask()
         from .daskworker import VerifierPlugin
 
-        impl = select.load(settings.backend) if settings.backend else select.active
+        impl = settings.backend_module()
         name = f"fastrim-{uuid.uuid4()}"  # one per run: a long-lived cluster may serve runs with other settings
         self.client.register_plugin(VerifierPlugin(settings, self.private_caches), name=name)
         workers = sorted(self.client.scheduler_info()["workers"])

@@ -15,7 +15,6 @@ import threading
 
 from distributed import WorkerPlugin, get_worker
 
-from ..backend import select
 from .local import pool_rows
 from .pool import InlinePool, WorkerPool
 from .work import task_runner
@@ -52,7 +51,7 @@ class VerifierPlugin(WorkerPlugin):
             self.pool.close()
 
     def verify(self, tasks):
-        backend = self.settings.backend or select.active.NAME
+        backend = self.settings.backend_module().NAME
         with self.lock:
             return list(pool_rows(self.pool, tasks, backend))
 

@@ -9,7 +9,6 @@ the log it was on.
 
 import logging
 
-from ..backend import select
 from ..output.rows import internal_row
 from .pool import WorkerCrash, WorkerPool, WorkerTimeout
 from .work import Deferred, task_runner
@@ -31,7 +30,7 @@ class LocalExecutor:
 
     def map(self, settings, tasks):
         """Yield the result row of every task (work.Task), in the order they finish."""
-        backend = settings.backend or select.active.NAME
+        backend = settings.backend_module().NAME
         with WorkerPool(self.jobs, task_runner, (settings,), stall_seconds=self.log_timeout) as pool:
             yield from pool_rows(pool, tasks, backend)
 

@@ -52,3 +52,8 @@ class Progress:
         if self.enabled and self.done:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def file_progress(files, nbytes):
+    """The bar of indexing: files, and MB of them (store.refs.RefStore's progress)."""
+    return Progress(files, "files", nbytes)
