@@ -66,8 +66,16 @@ def executors():
 
 
 def _batch(root, refs, logs, executor, cache_dir):
-    rows, _ = batch.run(logs, Settings(refs, cache_dir=cache_dir), executor)
-    parquet.write_parquet(str(root / "results.parquet"), rows, {"fastrim.benchmark": "fleet"})
+    """The rows of one run, each written to a Parquet file as it comes (as batch does)."""
+    rows = []
+    results = parquet.ParquetRows(str(root / "results.parquet"), {"fastrim.benchmark": "fleet"})
+
+    def on_row(row):
+        results.add(row)
+        rows.append(row)  # for the figures below, not part of the run
+
+    batch.run(logs, Settings(refs, cache_dir=cache_dir), executor, on_row)
+    results.close()
     return rows
 
 

@@ -138,7 +138,9 @@ def test_a_bad_expected_file_is_a_usage_error(small_fleet, tmp_path):
 def _in_process_batch(root, tmp_path, impl, jobs=2, cache=None):
     refs = RefStore(str(root / "refs"), cache_dir=str(tmp_path / "index"))
     settings = verifier.Settings(refs, cache_dir=str(cache or tmp_path / "cache"), backend=impl.NAME)
-    return batch.run(batch.discover([str(root / "logs")]), settings, LocalExecutor(jobs))
+    rows = []
+    summary = batch.run(batch.discover([str(root / "logs")]), settings, LocalExecutor(jobs), rows.append)
+    return rows, summary
 
 
 def test_images_are_hashed_once_per_run_not_once_per_worker(small_fleet, tmp_path, impl):

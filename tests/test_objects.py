@@ -11,6 +11,7 @@ import tempfile
 
 import pyarrow.parquet as pq
 import pytest
+from helpers import stable_rows
 
 from fastrim.backend import fallback
 from fastrim.errors import ReferenceImageError
@@ -20,8 +21,6 @@ from fastrim.store.refs import ObjectRefStore
 
 pytest.importorskip("s3fs", reason="the s3 extra is part of the test install")
 moto_server = pytest.importorskip("moto.server", reason="moto is part of the test install")
-
-VOLATILE = {"elapsed_ms", "cache_hits", "memo_hits", "reused", "bytes_hashed", "run_id", "run_at", "root"}
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +53,6 @@ def batch(tmp_path, logs, refs, out, *extra):
     return run
 
 
-def stable(table):
-    return [{k: v for k, v in row.items() if k not in VOLATILE} for row in table.to_pylist()]
-
-
 @pytest.mark.parametrize("executor", [["--jobs", "2"], ["--scheduler", "local:2"]], ids=["pool", "dask"])
 def test_a_fleet_in_object_storage_gives_the_rows_of_the_fleet_on_disk(s3, tmp_path, executor):
     options, root, manifest = s3
@@ -73,10 +68,31 @@ def test_a_fleet_in_object_storage_gives_the_rows_of_the_fleet_on_disk(s3, tmp_p
     with s3fs.S3FileSystem(**options).open(out, "rb") as f:
         remote = pq.read_table(f)
     on_disk = pq.read_table(tmp_path / "disk" / "r.parquet")
-    assert len(remote) == len(manifest) and stable(remote) == stable(on_disk)
+    assert len(remote) == len(manifest) and stable_rows(remote, ["root"]) == stable_rows(on_disk, ["root"])
     assert {r["root"] for r in remote.to_pylist()} == {"s3://fleet/logs"}
     kernels = [i["reference"] for r in remote.to_pylist() for i in r["images"] if i["description"] == "KERNEL"]
     assert kernels and all(k is None or k.startswith("kernel/") for k in kernels)
+
+
+def test_a_dataset_of_parts_goes_to_an_object_prefix(s3, tmp_path):
+    options, root, manifest = s3
+    (tmp_path / "disk").mkdir()
+    batch(tmp_path / "disk", root / "logs", root / "refs", tmp_path / "disk" / "r.parquet")
+    out = "s3://fleet/nights/2026-12-01/"
+    run = batch(tmp_path, "s3://fleet/logs", "s3://fleet/refs", out, "--storage-options", json.dumps(options),
+                "--scheduler", "local:2")
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**options)
+    assert fs.ls(out) == [out[len("s3://"):] + "part-00000.parquet"], run.stderr
+    with fs.open(out + "part-00000.parquet", "rb") as f:
+        remote = pq.read_table(f)
+    assert len(remote) == len(manifest)
+    assert stable_rows(remote, ["root"]) == stable_rows(pq.read_table(tmp_path / "disk" / "r.parquet"), ["root"])
+    again = subprocess.run([sys.executable, "-m", "fastrim", "batch", "s3://fleet/logs", "--refs", "s3://fleet/refs",
+                            "--out", out, "--storage-options", json.dumps(options)],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "already holds objects" in again.stderr
 
 
 def test_an_object_changed_after_indexing_is_refused(s3, tmp_path):

@@ -1,17 +1,15 @@
 """fastrim batch: every log under some directories, in worker processes,
 one result row per log; and run_batch, which `demo` runs too."""
 
-import contextlib
 import json
 import logging
 import os
 import sys
-import tempfile
 import time
 
 from .. import __version__
 from ..algorithms import RIM_ALGORITHMS
-from ..errors import FastrimError, ResultsNotWritten
+from ..errors import FastrimError
 from .common import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -30,7 +28,6 @@ from .common import (
     limits,
     platform_keys,
     replay_options,
-    write_ear,
 )
 
 log = logging.getLogger("fastrim")
@@ -41,12 +38,15 @@ def add_parser(sub):
         sub, "batch", "verify every log under some directories, in parallel",
         "Verify every *.log and *.bin file under LOGS against its attested RIM (a row of --expected, else "
         "the sidecar X.token checked against --platform-key, else X.rim) in worker processes, and write one "
-        "result row per log: to a Parquet file (--out), as JSON lines on stdout (--jsonl), or both. A bad "
-        "log is an 'error' row, never a stopped batch. Rows come in a stable order (by LOGS root, then log) "
-        "and name each log by its path relative to its root, so that nights compare by key.",
+        "result row per log: to a Parquet file or dataset (--out), as JSON lines on stdout (--jsonl), or both. "
+        "A bad log is an 'error' row, never a stopped batch. Rows are written as logs finish, so memory does "
+        "not grow with the fleet; each names its log by (root, log): the LOGS root as given and the path "
+        "relative to it, so that nights compare by key. --jsonl prints them sorted by that key.",
         ["fastrim batch /srv/launch-logs --refs /srv/known-good --out results.parquet",
          "fastrim batch hostA/ hostB/ --refs refs/ --out r.parquet --platform-key cca_platform.pem --strict",
-         "fastrim batch logs/ --refs refs/ --jsonl -q | jq -c 'select(.status != \"pass\")'"],
+         "fastrim batch logs/ --refs refs/ --jsonl -q | jq -c 'select(.status != \"pass\")'",
+         "fastrim batch s3://audit/logs/ --refs s3://audit/refs/ --out s3://audit/nights/2026-12-01/ "
+         "--scheduler tcp://10.0.0.5:8786"],
     )
     p.add_argument("logs", nargs="+", metavar="LOGS",
                    help="directories of logs (or single log files); the same directory given twice counts once")
@@ -54,7 +54,9 @@ def add_parser(sub):
     add_log_limits(p)
     p.add_argument("--out", metavar="FILE",
                    help="Parquet results file, written atomically; a new file or a regular file it replaces "
-                   "(keeping its mode), never a directory, device or symbolic link (default: none)")
+                   "(keeping its mode), never a directory, device or symbolic link. A name ending in / is a "
+                   "dataset: a new or empty directory (or object prefix) that gets part-NNNNN.parquet files "
+                   "as rows come, each whole once there (default: none)")
     p.add_argument("--jsonl", action="store_true",
                    help="also stream each row to stdout as a JSON line, in the stable order (default: off)")
     add_jobs_option(p, "worker processes")
@@ -109,31 +111,35 @@ def _storage_options(text):
 
 
 def run_batch(logs, settings, executor, outputs, expected=None):
-    """Verify logs (run.batch.discover's) with settings through executor and
-    write the outputs; returns (rows, summary)."""
+    """Verify logs (run.batch.discover's) with settings through executor,
+    writing each row to the outputs as it comes; returns the Summary."""
+    from ..output.sinks import Sinks
     from ..run import batch
     from ..run.progress import Progress
 
+    _warn_without_attested_rim(logs, expected or {}, settings.platform_keys, outputs)
+    sinks = Sinks(outputs.out, outputs.ear, _metadata(outputs, settings), settings.objects)
     progress = Progress(len(logs)) if outputs.show_progress else None
-    in_order = batch.InOrder(logs)
+    in_order = batch.InOrder(logs) if outputs.jsonl else None
 
     def on_row(row):
+        sinks.add(row)
         if progress is not None:
             progress.advance(row["status"])
-        if outputs.jsonl:
+        if in_order is not None:
             for ready in in_order.add(row):
                 _print_row(outputs, ready)
 
     try:
-        rows, summary = batch.run(logs, settings, executor, expected, on_row)
+        summary = batch.run(logs, settings, executor, on_row, expected)
+    except BaseException:
+        sinks.abort()
+        raise
     finally:
         if progress is not None:
             progress.close()
-    without = sum(1 for row in rows if row["rim_source"] is None)
-    if without:
-        outputs.warn(f"{without} logs had no attested RIM (no --expected row, X.token or X.rim sidecar)")
-    _write_outputs(outputs, settings, rows)
-    return rows, summary
+    sinks.close()
+    return summary
 
 
 def _print_row(outputs, row):
@@ -152,42 +158,12 @@ def _print_row(outputs, row):
         os.close(devnull)
 
 
-def _write_outputs(outputs, settings, rows):
-    written = []
-    if outputs.out:
-        with _local(outputs.out, settings.objects) as path:
-            _write_results(outputs, settings, rows, path)
-        written.append(outputs.out)
-    if outputs.ear:
-        with _local(outputs.ear, settings.objects) as path:
-            write_ear(path, rows, written)
-
-
-@contextlib.contextmanager
-def _local(target, objects):
-    """A local path to write target at: target itself, or for a URL a
-    temporary file uploaded once it is whole."""
-    from ..store.objects import is_url
-
-    if not is_url(target):
-        yield target
-        return
-    with tempfile.TemporaryDirectory(prefix="fastrim-out-") as scratch:
-        path = os.path.join(scratch, "output")
-        yield path
-        try:
-            objects.upload(path, target)
-        except OSError as exc:
-            raise ResultsNotWritten(f"cannot upload {target}: {exc}") from None
-
-
-def _write_results(outputs, settings, rows, path):
+def _metadata(outputs, settings):
+    """The results' metadata: the facts of the run, known before its first row."""
     import datetime
 
-    from ..output.parquet import write_parquet
-
     impl = settings.backend_module()
-    metadata = {
+    return {
         "fastrim.version": __version__,
         "fastrim.backend": impl.NAME,
         "fastrim.hash_kernel": json.dumps({a.name: impl.hash_kernel(a.tcg_id) for a in RIM_ALGORITHMS}),
@@ -198,18 +174,13 @@ def _write_results(outputs, settings, rows, path):
         "fastrim.warnings": json.dumps(outputs.warnings),
         **outputs.metadata,
     }
-    try:
-        write_parquet(path, rows, metadata)
-    except OSError as exc:
-        raise ResultsNotWritten(f"cannot write the results to {outputs.out}: {exc.strerror or exc}") from None
 
 
-def exit_status(rows, strict=False, stdout_closed=False):
+def exit_status(summary, strict=False, stdout_closed=False):
     """What a cron job reads: see common.EXIT_TABLE."""
-    statuses = {row["status"] for row in rows}
-    if stdout_closed or any((row["error_code"] or "").startswith("internal.") for row in rows):
+    if stdout_closed or summary.internal:
         return EXIT_INTERNAL
-    if statuses & {"fail", "error"} or (strict and "unverified" in statuses):
+    if summary.counts["fail"] or summary.counts["error"] or (strict and summary.counts["unverified"]):
         return EXIT_FAILED
     return EXIT_OK
 
@@ -234,14 +205,17 @@ def _index(args, directory, outputs, objects):
     return refs, took
 
 
-def _token_sidecars_without_keys(logs, keys, outputs):
-    if keys:
-        return
-    from ..evidence.expected import sidecar_path
-
-    count = sum(1 for log_file in logs if os.path.exists(sidecar_path(log_file.path, ".token")))
-    if count:
-        outputs.warn(f"{count} logs come with an X.token sidecar but no --platform-key was given: "
+def _warn_without_attested_rim(logs, expected, keys, outputs):
+    """Say, before any work, which logs cannot pass: those with no attested
+    RIM (no --expected row, X.token or X.rim found beside them), and those
+    whose token no --platform-key can trust."""
+    without = sum(1 for log_file in logs if not log_file.sidecars and log_file.name not in expected)
+    if without:
+        outputs.warn(f"{without} logs have no attested RIM (no --expected row, X.token or X.rim sidecar): "
+                     "they can be 'unverified' at best")
+    tokens = 0 if keys else sum(1 for log_file in logs if ".token" in log_file.sidecars)
+    if tokens:
+        outputs.warn(f"{tokens} logs come with an X.token sidecar but no --platform-key was given: "
                      "no token can be trusted, those logs fail with token.untrusted_platform")
 
 
@@ -254,8 +228,7 @@ def run(args):
     objects = ObjectStore(args.storage_options)
     if not args.out and not args.jsonl:
         args.parser.error("give --out FILE, --jsonl or both")
-    check_outputs(args.parser, [(option, path) for option, path in (("--out", args.out), ("--ear", args.ear))
-                                if not (path and is_url(path))])  # an object is written whole by its store
+    _check_outputs(args, objects)
     check_jobs(args)
     roots = unique_roots(args.logs)
     try:
@@ -283,6 +256,23 @@ def run(args):
         return _verify_all(args, logs, (keys, expected, started, objects), executor, outputs)
     finally:
         executor.close()
+
+
+def _check_outputs(args, objects):
+    """Refuse, before any work, outputs that cannot be written (usage errors)."""
+    from ..output.sinks import dataset_problem, is_dataset
+    from ..store.objects import is_url
+
+    if args.out and is_dataset(args.out):
+        try:
+            problem = dataset_problem(args.out, objects)
+        except FastrimError as exc:
+            problem = f"cannot be listed: {exc}"
+        if problem is not None:
+            args.parser.error(f"--out {args.out} {problem}")
+    files = [(option, path) for option, path in (("--out", args.out), ("--ear", args.ear))
+             if path and not is_url(path) and not (option == "--out" and is_dataset(path))]
+    check_outputs(args.parser, files)
 
 
 def _refuse_ambiguous_names(args, logs, expected):
@@ -323,13 +313,12 @@ def _verify_all(args, logs, inputs, executor, outputs):
     keys, expected, started, objects = inputs
     directory = cache_dir(args)
     refs, indexing = _index(args, directory, outputs, objects)
-    _token_sidecars_without_keys(logs, keys, outputs)
     settings = Settings(refs, replay_options(args), directory, limits(args), platform_keys=keys, objects=objects)
     impl = settings.backend_module()
     log.info("backend %s, hash kernels %s; content cache and step memo: %s", impl.NAME,
              ", ".join(f"{a.name} {impl.hash_kernel(a.tcg_id)}" for a in RIM_ALGORITHMS),
              directory or "off")
-    rows, summary = run_batch(logs, settings, executor, outputs, expected)
+    summary = run_batch(logs, settings, executor, outputs, expected)
     whole = time.perf_counter() - started
     where = f"; results in {args.out}" if args.out else ""
     if not args.quiet:
@@ -338,4 +327,4 @@ def _verify_all(args, logs, inputs, executor, outputs):
     if outputs.stdout_closed:
         log.error("stdout was closed before every row was printed: the JSON lines are incomplete%s",
                   f" (results in {args.out} are whole)" if args.out else "")
-    return exit_status(rows, args.strict, outputs.stdout_closed)
+    return exit_status(summary, args.strict, outputs.stdout_closed)

@@ -12,7 +12,7 @@ from ..errors import FastrimError, ResultsNotWritten
 from ..log.tcg import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LOG_SIZE, MAX_EVENT_SIZE_LIMIT, MAX_LOG_SIZE_LIMIT
 from ..rim import DEFAULT_MAX_MEASURED_BYTES, DEFAULT_MAX_RIPAS_BLOCKS, MAX_LIMIT, PROFILES
 from ..store import default_cache_dir
-from ..store.files import output_problem, same_file, write_atomic
+from ..store.files import output_problem, same_file
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_TABLE = """exit status:
@@ -227,13 +227,17 @@ def platform_keys(args):
     return keys
 
 
-def write_ear(path, rows, written=()):
-    """Write the EAR claims of rows to path; written names the outputs
-    already written, for the error that says what is left."""
-    from ..output import ear
+def write_ear(path, row):
+    """Write the EAR claims set of one result row to path."""
+    from ..output.ear import EarLines
 
     try:
-        write_atomic(path, lambda f: f.write(ear.json_lines(rows).encode()))
+        ear = EarLines(path)
+        try:
+            ear.add(row)
+        except BaseException:
+            ear.abort()
+            raise
+        ear.close()
     except OSError as exc:
-        raise ResultsNotWritten(f"cannot write the EAR claims to {path}: {exc.strerror or exc}",
-                                written=written) from None
+        raise ResultsNotWritten(f"cannot write the EAR claims to {path}: {exc.strerror or exc}") from None

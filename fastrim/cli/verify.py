@@ -73,7 +73,7 @@ def run(args):
 
         row = result_row(verdict)
         if args.ear:
-            write_ear(args.ear, [row])
+            write_ear(args.ear, row)
         if args.json:
             print(json_line(row))
     if not args.json:

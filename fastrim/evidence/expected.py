@@ -13,6 +13,7 @@ from ..store.objects import is_url
 from . import jsontext
 
 LOG_SUFFIXES = (".log", ".bin")
+SIDECAR_SUFFIXES = (".rim", ".token")
 RIM_SIZES = (32, 64)
 _MAX_TOKEN_SIZE = 1 << 16  # real tokens are 1-2 KiB
 _MAX_RIM_FILE = 1024

@@ -19,6 +19,7 @@ import json
 import time
 
 from .. import __version__
+from ..store.files import AtomicFile
 from ..verifier import ERROR, FAIL, PASS, UNVERIFIED
 
 EAR_PROFILE = "tag:github.com,2023:veraison/ear"
@@ -60,6 +61,20 @@ def claims(row, issued_at=None):
     }
 
 
-def json_lines(rows, issued_at=None):
-    issued_at = int(issued_at if issued_at is not None else time.time())
-    return "".join(json.dumps(claims(row, issued_at)) + "\n" for row in rows)
+class EarLines:
+    """EAR claims sets written one JSON line per add()ed row; close() puts
+    the file at path, whole (store.files.AtomicFile), abort() leaves nothing."""
+
+    def __init__(self, path, issued_at=None):
+        self.path = path
+        self._issued_at = int(issued_at if issued_at is not None else time.time())
+        self._target = AtomicFile(path)
+
+    def add(self, row):
+        self._target.file.write((json.dumps(claims(row, self._issued_at)) + "\n").encode())
+
+    def close(self):
+        self._target.commit()
+
+    def abort(self):
+        self._target.abort()

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from ..errors import FileError
-from ..evidence.expected import LOG_SUFFIXES
+from ..evidence.expected import LOG_SUFFIXES, SIDECAR_SUFFIXES, sidecar_path
 from ..output.rows import run_columns
 from ..store.objects import is_url
 from ..verifier import STATUSES
@@ -39,17 +39,20 @@ def discover(roots, objects=None):
     found = []
     for root in unique_roots(roots):
         if objects is not None and is_url(root):
-            found += [LogFile(url, root.rstrip("/"), name, size)
-                      for name, (url, size, _) in objects.find(root, LOG_SUFFIXES).items()]
+            listed = objects.find(root, LOG_SUFFIXES + SIDECAR_SUFFIXES)
+            found += [LogFile(url, root.rstrip("/"), name, size, _sidecars(name, listed))
+                      for name, (url, size, _) in listed.items() if name.endswith(LOG_SUFFIXES)]
             continue
         shown = os.path.normpath(root)
         if os.path.isfile(root):
-            found.append(LogFile(root, os.path.dirname(shown) or ".", os.path.basename(shown), os.path.getsize(root)))
+            found.append(LogFile(root, os.path.dirname(shown) or ".", os.path.basename(shown), os.path.getsize(root),
+                                 _sidecars(root, os.path.exists)))
             continue
         if not os.path.isdir(root):
             raise FileError(f"{root} is neither a directory nor a file", code="io.unreadable")
         for directory, dirs, files in os.walk(root):
             dirs.sort()
+            present = set(files)
             for filename in files:
                 if not filename.endswith(LOG_SUFFIXES):
                     continue
@@ -58,9 +61,15 @@ def discover(roots, objects=None):
                     size = os.stat(path).st_size
                 except OSError:
                     size = 0  # its worker will report it unreadable
-                found.append(LogFile(path, shown, os.path.relpath(path, root), size))
+                found.append(LogFile(path, shown, os.path.relpath(path, root), size, _sidecars(filename, present)))
     found.sort(key=lambda f: (-f.size, f.root, f.name))
     return found
+
+
+def _sidecars(log_name, present):
+    """The sidecar suffixes of log_name that present (a container of names, or a test) holds."""
+    test = present if callable(present) else present.__contains__
+    return frozenset(suffix for suffix in SIDECAR_SUFFIXES if test(sidecar_path(log_name, suffix)))
 
 
 def row_key(row):
@@ -89,9 +98,10 @@ class InOrder:
 
 @dataclass
 class Summary:
-    counts: dict
+    counts: dict  # status -> logs
     elapsed: float
-    crashed: int
+    crashed: int  # logs whose worker died on them
+    internal: int  # logs with an internal.* code (crashes included): fastrim failed them, not the log
     bytes_hashed: int
 
     @property
@@ -105,25 +115,23 @@ class Summary:
                 f"{self.bytes_hashed / 1e6:,.0f} MB of images hashed")
 
 
-def run(logs, settings, executor, expected=None, on_row=None):
+def run(logs, settings, executor, on_row, expected=None):
     """Verify logs (work.LogFile list) with settings (verifier.Settings)
-    through executor (e.g. local.LocalExecutor). expected maps log names
-    to attested RIMs. Every row gets the run's columns (output.rows.run_columns).
-    Returns the rows in the stable order (row_key) and a Summary; on_row(row)
-    sees each row as it comes."""
+    through executor (e.g. local.LocalExecutor); on_row(row) gets each
+    result row as it comes, with the run's columns (output.rows.run_columns),
+    and nothing here keeps it. expected maps log names to attested RIMs.
+    Returns a Summary."""
     expected = expected or {}
     started = time.perf_counter()
     stamp = run_columns(str(uuid.uuid4()), datetime.datetime.now(datetime.timezone.utc), socket.gethostname())
-    rows = []
+    counts = dict.fromkeys(STATUSES, 0)
+    crashed = internal = hashed = 0
     for row in executor.map(settings, (Task(log_file, expected.get(log_file.name)) for log_file in logs)):
         row.update(stamp)
-        rows.append(row)
-        if on_row is not None:
-            on_row(row)
-    rows.sort(key=row_key)
-    counts = dict.fromkeys(STATUSES, 0)
-    for row in rows:
         counts[row["status"]] += 1
-    crashed = sum(1 for row in rows if row["error_code"] == "internal.worker_crash")
-    hashed = sum(row["bytes_hashed"] for row in rows)
-    return rows, Summary(counts, time.perf_counter() - started, crashed, hashed)
+        code = row["error_code"] or ""
+        crashed += code == "internal.worker_crash"
+        internal += code.startswith("internal.")
+        hashed += row["bytes_hashed"]
+        on_row(row)
+    return Summary(counts, time.perf_counter() - started, crashed, internal, hashed)

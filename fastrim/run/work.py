@@ -16,6 +16,7 @@ class LogFile(NamedTuple):
     root: str  # the LOGS directory it was found under, as given
     name: str  # as reported: the path relative to root
     size: int
+    sidecars: frozenset = frozenset()  # the suffixes of the X.rim and X.token found beside it at discovery
 
 
 class Task(NamedTuple):

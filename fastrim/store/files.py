@@ -8,6 +8,7 @@ directories fastrim made (mode 0700) and owns. Outputs are written
 atomically and never through a link."""
 
 import os
+import secrets
 import stat
 import tempfile
 
@@ -175,30 +176,74 @@ def _new_file_mode():
     return 0o666 & ~umask
 
 
-def write_atomic(path, write):
-    """Call write(file) on a temporary file beside path, then rename it over
-    path, so that readers see the old content or the new, never a part. The
-    file keeps the mode of the one it replaces (a new one gets the umask's);
-    anything but a regular file at path is refused, never replaced."""
-    problem = _target_problem(path)
-    if problem is not None:
-        raise FileError(f"{path} {problem}", code="io.not_written")
-    try:
-        mode = stat.S_IMODE(os.lstat(path).st_mode)
-    except FileNotFoundError:
-        mode = _new_file_mode()
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+class AtomicFile:
+    """A file written beside path without a name: commit() names it path
+    (renamed over the old file), so that readers see the old content or the
+    whole new one, never a part, and a process killed while writing leaves
+    nothing behind; abort() drops it. The file keeps the mode of the one it
+    replaces (a new one gets the umask's); anything but a regular file at
+    path is refused, never replaced. Where the system cannot make a file
+    without a name (no O_TMPFILE), a hidden temporary name stands in."""
+
+    def __init__(self, path):
+        problem = _target_problem(path)
+        if problem is not None:
+            raise FileError(f"{path} {problem}", code="io.not_written")
         try:
-            os.unlink(tmp)
+            self._mode = stat.S_IMODE(os.lstat(path).st_mode)
         except FileNotFoundError:
+            self._mode = _new_file_mode()
+        self.path = path
+        self._directory = os.path.dirname(os.path.abspath(path))
+        self._tmp = None
+        try:
+            if not os.path.isdir("/proc/self/fd"):  # where commit() finds the file to name it
+                raise OSError("no /proc")
+            fd = os.open(self._directory, os.O_TMPFILE | os.O_WRONLY, 0o600)
+        except (AttributeError, OSError):
+            fd, self._tmp = tempfile.mkstemp(dir=self._directory, prefix=".tmp-", suffix=self._suffix())
+        self.file = os.fdopen(fd, "wb")
+
+    def _suffix(self):
+        return "-" + os.path.basename(self.path)
+
+    def commit(self):
+        try:
+            self.file.flush()
+            os.fchmod(self.file.fileno(), self._mode)
+            os.fsync(self.file.fileno())
+            if self._tmp is None:  # name the file, then rename it into place
+                name = f".tmp-{secrets.token_hex(8)}{self._suffix()}"
+                directory = os.open(self._directory, os.O_RDONLY | os.O_DIRECTORY)
+                try:  # a dir_fd makes Python call linkat(AT_SYMLINK_FOLLOW), which follows /proc's link to the file
+                    os.link(f"/proc/self/fd/{self.file.fileno()}", name, dst_dir_fd=directory)
+                finally:
+                    os.close(directory)
+                self._tmp = os.path.join(self._directory, name)
+            self.file.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self):
+        try:
+            self.file.close()  # may fail again (a full disk) flushing what it buffered
+        except OSError:
             pass
+        if self._tmp is not None:
+            try:
+                os.unlink(self._tmp)
+            except FileNotFoundError:
+                pass
+
+
+def write_atomic(path, write):
+    """Call write(file) on an AtomicFile for path, and commit it."""
+    target = AtomicFile(path)
+    try:
+        write(target.file)
+    except BaseException:
+        target.abort()
         raise
+    target.commit()

@@ -103,3 +103,11 @@ class ObjectStore:
     def upload(self, local_path, url):
         fs, path = self._fs(url)
         fs.put_file(local_path, path)
+
+    def remove(self, url):
+        """Remove the object at url, if there is one (what an aborted run had uploaded)."""
+        fs, path = self._fs(url)
+        try:
+            fs.rm_file(path)
+        except FileNotFoundError:
+            pass
