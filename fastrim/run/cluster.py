@@ -64,20 +64,21 @@ def shard_key(log_file, impl, objects=None):
 
 
 def placed_shards(tasks, impl, workers, objects=None):
-    """(worker, tasks): each worker's logs (the keys rendezvous gives it, one
-    key's logs together) in about SHARDS_PER_WORKER shards of at least
-    MIN_SHARD logs. Few shards keep Dask's per-task cost small next to the
+    """(worker, tasks) pairs: each log goes to the worker that rendezvous
+    hashing gives its shard key, in shards of about len(tasks) /
+    (workers x SHARDS_PER_WORKER) logs (at least MIN_SHARD). A shard is
+    yielded as soon as it is full, so that workers start while the client
+    still reads logs. Few shards keep Dask's per-task cost small next to the
     work; several per worker let an idle worker take some of a busy one's."""
-    by_key = {}
+    size = max(MIN_SHARD, -(-len(tasks) // (len(workers) * SHARDS_PER_WORKER)))
+    filling = {}
     for task in tasks:
-        by_key.setdefault(shard_key(task.log, impl, objects), []).append(task)
-    by_worker = {}
-    for key, group in sorted(by_key.items()):
-        by_worker.setdefault(rendezvous(key, workers), []).extend(group)
-    for worker, mine in sorted(by_worker.items()):
-        size = max(MIN_SHARD, -(-len(mine) // SHARDS_PER_WORKER))
-        for start in range(0, len(mine), size):
-            yield worker, mine[start:start + size]
+        worker = rendezvous(shard_key(task.log, impl, objects), workers)
+        shard = filling.setdefault(worker, [])
+        shard.append(task)
+        if len(shard) == size:
+            yield worker, filling.pop(worker)
+    yield from sorted(filling.items())
 
 
 def rendezvous(key, workers):
@@ -169,11 +170,11 @@ class DaskExecutor:
                 self.client.cancel(list(pending))  # Ctrl-C or an error: nothing left running on the cluster
             self.client.unregister_worker_plugin(name)
 
-    def _submit(self, shard, name, worker=None):
-        from .daskworker import run_shard
+    def _submit(self, shard, name, worker):
+        from .daskworker import Shard, run_shard
 
-        placement = {"workers": [worker], "allow_other_workers": True} if worker else {}
-        return self.client.submit(run_shard, shard, name, pure=False, **placement)
+        return self.client.submit(run_shard, Shard(shard), name, pure=False, workers=[worker],
+                                  allow_other_workers=True)
 
     def _after_crash(self, shard, backend):
         """A shard whose Dask worker died twice running it (its logs run in a
