@@ -75,6 +75,7 @@ uint32_t fr_rim_digest_size(uint16_t alg)
 {
     switch (alg) {
     case ALG_SHA256: return 32;
+    case ALG_SHA384: return 48;
     case ALG_SHA512: return 64;
     default: return 0;
     }

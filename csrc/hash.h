@@ -28,7 +28,7 @@ int fr_hash_final(fr_hash_ctx *h, uint8_t *out);
 /* The digest size of an algorithm fr_hash_init knows, 0 for any other. */
 uint32_t fr_digest_size(uint16_t alg);
 
-/* The digest size of a RIM algorithm (SHA-256, SHA-512), 0 for any other. */
+/* The digest size of a RIM algorithm (SHA-256, SHA-384, SHA-512), 0 for any other. */
 uint32_t fr_rim_digest_size(uint16_t alg);
 
 /* One message hashed with a RIM algorithm; 0, or -1 for another algorithm

@@ -99,6 +99,8 @@ static int hash_granules(uint16_t alg, const uint8_t *const *src, size_t n, uint
     if (fr_hash_kernel(alg) == FR_KERNEL_MULTILANE) {
         if (alg == ALG_SHA256)
             fr_lanes_sha256_granules(src, n, out);
+        else if (alg == ALG_SHA384)
+            fr_lanes_sha384_granules(src, n, out);
         else
             fr_lanes_sha512_granules(src, n, out);
         return 0;

@@ -24,7 +24,7 @@ class HashAlgorithm(NamedTuple):
 
 SHA1 = HashAlgorithm("sha1", 0x0004, "sha1", 20)
 SHA256 = HashAlgorithm("sha256", 0x000B, "sha256", 32, rmm_hash_algo=0, iana_id=1, iana_name="sha-256")
-SHA384 = HashAlgorithm("sha384", 0x000C, "sha384", 48, iana_id=7, iana_name="sha-384")
+SHA384 = HashAlgorithm("sha384", 0x000C, "sha384", 48, rmm_hash_algo=2, iana_id=7, iana_name="sha-384")
 SHA512 = HashAlgorithm("sha512", 0x000D, "sha512", 64, rmm_hash_algo=1, iana_id=8, iana_name="sha-512")
 SM3_256 = HashAlgorithm("sm3_256", 0x0012, "sm3", 32)
 ALGORITHMS = (

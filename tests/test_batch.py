@@ -88,7 +88,7 @@ def test_the_results_file_is_typed_compressed_and_documented(small_fleet, tmp_pa
         assert pa.types.is_dictionary(schema.field(name).type), name
     meta = {k.decode(): v.decode() for k, v in schema.metadata.items()}
     assert meta["fastrim.version"] and meta["fastrim.backend"] == "cffi"
-    assert set(json.loads(meta["fastrim.hash_kernel"])) == {"sha256", "sha512"}
+    assert set(json.loads(meta["fastrim.hash_kernel"])) == {"sha256", "sha384", "sha512"}
     assert json.loads(meta["fastrim.argv"])[0] == "batch"
     column = pq.ParquetFile(out).metadata.row_group(0).column(0)
     assert column.compression == "ZSTD"

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastrim import errors
-from fastrim.algorithms import SHA256, SHA512
+from fastrim.algorithms import SHA256, SHA384, SHA512
 from fastrim.fleetgen import synth
 from fastrim.log.tcg import DEFAULT_MAX_EVENT_SIZE
 
@@ -31,7 +31,7 @@ def realms(draw):
         images.append(synth.Image(description, base, data))
         cursor = (base + len(data) + GRANULE - 1) // GRANULE * GRANULE
     return synth.RealmSpec(
-        hash_algo=draw(st.sampled_from([0, 1])), flags=draw(st.integers(0, 7)), s2sz=s2sz,
+        hash_algo=draw(st.sampled_from([0, 1, 2])), flags=draw(st.integers(0, 7)), s2sz=s2sz,
         sve_vl=draw(st.integers(0, 15)), num_bps=draw(st.integers(0, 15)), num_wps=draw(st.integers(0, 15)),
         pmu_num_ctrs=draw(st.integers(0, 31)), ram_base=ram_base, ram_size=ram_size,
         images=tuple(images), rec_flags=draw(st.sampled_from([0, 1])),
@@ -46,12 +46,12 @@ def test_random_realms_replay_identically_on_both_backends(both, spec):
     c_result, py_result = (replay_spec(spec, impl) for impl in both)
     assert c_result.steps == py_result.steps
     assert c_result.rim == py_result.rim
-    assert len(c_result.rim) == (32 if spec.hash_algo == 0 else 64)
+    assert len(c_result.rim) == {0: 32, 1: 64, 2: 48}[spec.hash_algo]
 
 
 @SETTINGS
 @given(
-    alg=st.sampled_from([SHA256.tcg_id, SHA512.tcg_id]),
+    alg=st.sampled_from([SHA256.tcg_id, SHA384.tcg_id, SHA512.tcg_id]),
     rim=st.binary(min_size=64, max_size=64),
     image=st.binary(max_size=5 * GRANULE),
     base=st.integers(0, 2**48),
@@ -63,7 +63,7 @@ def test_granule_functions_agree(both, alg, rim, image, base, keep):
     rim_after, count, contents = c_out
     if keep:
         # the cached contents are plain content hashes of the zero-padded granules
-        fn = hashlib.sha256 if alg == SHA256.tcg_id else hashlib.sha512
+        fn = {SHA256.tcg_id: hashlib.sha256, SHA384.tcg_id: hashlib.sha384, SHA512.tcg_id: hashlib.sha512}[alg]
         head = base % GRANULE
         padded = bytes(head) + image + bytes(count * GRANULE - head - len(image))
         assert contents == b"".join(fn(padded[i:i + GRANULE]).digest() for i in range(0, len(padded), GRANULE))
@@ -73,7 +73,7 @@ def test_granule_functions_agree(both, alg, rim, image, base, keep):
 
 
 @SETTINGS
-@given(alg=st.sampled_from([SHA256.tcg_id, SHA512.tcg_id]), rim=st.binary(min_size=64, max_size=64),
+@given(alg=st.sampled_from([SHA256.tcg_id, SHA384.tcg_id, SHA512.tcg_id]), rim=st.binary(min_size=64, max_size=64),
        ipa=st.integers(0, 2**52) , n=st.integers(0, 8))
 def test_unmeasured_chain_agrees(both, alg, rim, ipa, n):
     assert both[0].rim_chain(alg, rim, ipa, n, None) == both[1].rim_chain(alg, rim, ipa, n, None)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from fastrim.algorithms import SHA256, SHA512
+from fastrim.algorithms import SHA256, SHA384, SHA512
 from fastrim.backend import fallback, native
 
 GRANULE = 4096
@@ -43,7 +43,7 @@ def padded_granules(image, base):
 
 
 @pytest.mark.parametrize("granules", [1, 2, 3, 4, 5, 7, 9, 63, 64, 65, 129])
-@pytest.mark.parametrize("alg", [SHA256.tcg_id, SHA512.tcg_id])
+@pytest.mark.parametrize("alg", [SHA256.tcg_id, SHA384.tcg_id, SHA512.tcg_id])
 def test_every_kernel_matches_hashlib_and_python(kernel, granules, alg):
     rng = random.Random(granules * 7 + alg)
     for head, tail in ((0, 0), (1, 5), (0xAB0, 4095), (4095, 1)):
@@ -53,7 +53,7 @@ def test_every_kernel_matches_hashlib_and_python(kernel, granules, alg):
         rim = rng.randbytes(64)
         got = native.rim_data(alg, rim, image, base, True)
         assert got == fallback.rim_data(alg, rim, image, base, True)
-        fn = hashlib.sha256 if alg == SHA256.tcg_id else hashlib.sha512
+        fn = {SHA256.tcg_id: hashlib.sha256, SHA384.tcg_id: hashlib.sha384, SHA512.tcg_id: hashlib.sha512}[alg]
         assert got[2] == b"".join(fn(g).digest() for g in padded_granules(image, base))
 
 

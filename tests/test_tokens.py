@@ -56,6 +56,23 @@ def test_every_good_sample_verifies_with_its_key_only(corpus, name):
         assert wrong.failures[0][0] == "token.platform_signature"
 
 
+def test_a_realm_2_0_token_gives_its_instance_id_to_the_row(corpus):
+    from fastrim.output.rows import row
+    from fastrim.verifier import Verdict
+
+    def columns(name):
+        data = (corpus / "cca-token/tokens" / name).read_bytes()
+        result = token.verify_token(data, [corpus_key(corpus, "cca_platform.pub")])
+        assert result.trusted
+        return row(Verdict("x.log", "pass", token=result))
+
+    two = columns("tfmtools_cca_example_token.cbor")
+    assert two["realm_profile"] == "tag:arm.com,2024:realm#2.0.0"
+    assert two["realm_instance_id"] == bytes(range(1, 0x22))  # 0x01..0x21, cca-token/README.md section 3a
+    one = columns("tfmtools_cca_example_token_at3450f2a.cbor")
+    assert one["realm_profile"] == "tag:arm.com,2023:realm#1.0.0" and one["realm_instance_id"] is None
+
+
 def test_the_fvp_token_has_a_good_realm_but_an_unverifiable_platform(corpus):
     data = (corpus / "cca-token/tokens/ccatoken_tf-rmm-original-fvp.cbor").read_bytes()
     result = token.verify_token(data, [corpus_key(corpus, k) for k in KEY_FILES])
@@ -104,6 +121,9 @@ def verdict_cases(keys, rim):
         "pass": (make_token(rim, rak, platform), ("pass", None)),
         "pass-399-raw-point": (make_token(rim, rak, platform, tag=399, profile=False), ("pass", None)),
         "other-rim": (make_token(b"\x01" * 32, rak, platform), ("fail", "rim.mismatch")),
+        "rim-as-the-whole-64-byte-field": (make_token(rim + bytes(32), rak, platform), ("pass", None)),
+        "rim-padded-to-48": (make_token(rim + bytes(16), rak, platform), ("pass", None)),
+        "rim-then-not-zero": (make_token(rim + b"\x00" * 31 + b"\x01", rak, platform), ("fail", "rim.mismatch")),
         "bad-realm-signature": (make_token(rim, rak, platform, realm_signature=b"\x05" * 96),
                                 ("fail", "token.realm_signature")),
         "untrusted-platform": (make_token(rim, rak, stranger), ("fail", "token.platform_signature")),
@@ -112,7 +132,8 @@ def verdict_cases(keys, rim):
     }
 
 
-@pytest.mark.parametrize("case", ["pass", "pass-399-raw-point", "other-rim", "bad-realm-signature",
+@pytest.mark.parametrize("case", ["pass", "pass-399-raw-point", "other-rim", "rim-as-the-whole-64-byte-field",
+                                  "rim-padded-to-48", "rim-then-not-zero", "bad-realm-signature",
                                   "untrusted-platform", "broken-binding", "undecodable"])
 def test_verify_with_a_token(realm, keys, impl, case):
     tmp_path, refs, log, rim = realm

@@ -114,11 +114,19 @@ def test_a_missing_event_fails(fleet, impl, which):
     assert (verdict.status, verdict.error_code) == ("fail", "rim.mismatch")
 
 
-def test_wrong_length_expected_rim_fails(fleet, impl):
+@pytest.mark.parametrize("attested, status", [
+    (lambda rim: rim + bytes(32), "pass"),  # the RMM's whole 64-byte field
+    (lambda rim: rim + bytes(16), "pass"),  # padded to 48
+    (lambda rim: rim + bytes(8), "fail"),  # 40 bytes: no RMM field is that wide
+    (lambda rim: rim + b"\1" + bytes(31), "fail"),  # anything but zeros in the tail
+    (lambda rim: rim[:31], "fail"),
+    (lambda rim: rim[:31] + bytes(33), "fail"),
+], ids=["zero-to-64", "zero-to-48", "zero-to-40", "non-zero-tail", "short", "short-padded"])
+def test_a_padded_expected_rim_matches_only_with_a_zero_tail(fleet, impl, attested, status):
     tmp_path, refs, rim = fleet
     (tmp_path / "x.log").write_bytes(synth.write_log(SPEC))
-    verdict = verify_path(str(tmp_path / "x.log"), refs, rim + bytes(32), impl=impl)
-    assert (verdict.status, verdict.error_code) == ("fail", "rim.mismatch")
+    verdict = verify_path(str(tmp_path / "x.log"), refs, attested(rim), impl=impl)
+    assert (verdict.status, verdict.error_code) == (status, None if status == "pass" else "rim.mismatch")
 
 
 def test_sidecar_rim_is_read(fleet, tmp_path):
@@ -153,15 +161,15 @@ def test_the_sidecar_is_read_by_verify_and_an_explicit_rim_beats_it(fleet, impl)
         (dataclasses.replace(SPEC, images=(synth.Image("KERNEL", 1 << 40, KERNEL),)), "log.outside_realm"),
         (dataclasses.replace(SPEC, ram_size=1 << 40), "log.outside_realm"),
         (dataclasses.replace(SPEC, ram_base=0x40000800), "log.bad_ripas"),
-        (dataclasses.replace(SPEC, hash_algo=2), "log.unsupported_hash_algo"),
+        (dataclasses.replace(SPEC, hash_algo=3), "log.unsupported_hash_algo"),
     ],
-    ids=["image-overlap", "log-over-dtb", "image-outside", "ram-outside", "ripas-unaligned", "hash-algo-2"],
+    ids=["image-overlap", "log-over-dtb", "image-outside", "ram-outside", "ripas-unaligned", "hash-algo-3"],
 )
 def test_impossible_logs_are_errors(fleet, impl, spec, code):
-    if spec.hash_algo == 2:
+    if spec.hash_algo == 3:
         raw = bytearray(synth.write_log(SPEC))
         realm = next(s for s in cca.decode(tcg.parse(bytes(raw))).steps if isinstance(s.record, cca.RealmCreate))
-        raw[realm.offset + 16 + 8 + 13] = 2  # record header, tag header, then hash_algo at +13
+        raw[realm.offset + 16 + 8 + 13] = 3  # record header, tag header, then hash_algo at +13
         raw = bytes(raw)
     else:
         raw = synth.write_log(spec)

@@ -43,7 +43,8 @@ def add_parser(sub):
     add_replay_options(p, refs_required=True)
     attested = p.add_mutually_exclusive_group()
     attested.add_argument("--rim", metavar="HEX", type=_rim_arg,
-                          help="the attested RIM (32 or 64 bytes of hex); beats any sidecar (default: none)")
+                          help="the attested RIM (32, 48 or 64 bytes of hex; a digest followed by zero bytes to 48 or 64 is "
+                          "the same RIM); beats any sidecar (default: none)")
     attested.add_argument("--token", metavar="FILE",
                           help="the realm's CCA attestation token (tag 399 or 907); beats any sidecar (default: none)")
     add_attestation_options(p)

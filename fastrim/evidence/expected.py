@@ -14,13 +14,13 @@ from . import jsontext
 
 LOG_SUFFIXES = (".log", ".bin")
 SIDECAR_SUFFIXES = (".rim", ".token")
-RIM_SIZES = (32, 64)
+RIM_SIZES = (32, 48, 64)  # SHA-256, SHA-384, SHA-512; or a shorter digest zero-padded to 48 or 64
 _MAX_TOKEN_SIZE = 1 << 16  # real tokens are 1-2 KiB
 _MAX_RIM_FILE = 1024
 
 
 def parse_rim_hex(text, source):
-    """An expected RIM given as hex (32 or 64 bytes); source names it in errors."""
+    """An expected RIM given as hex (32, 48 or 64 bytes); source names it in errors."""
     cleaned = text.strip().lower()
     if cleaned.startswith("0x"):
         cleaned = cleaned[2:]
@@ -29,7 +29,7 @@ def parse_rim_hex(text, source):
     except ValueError:
         raise InputError(f"{source} is not hex", code="input.bad_rim") from None
     if len(value) not in RIM_SIZES:
-        raise InputError(f"{source} holds {len(value)} bytes, not a 32- or 64-byte RIM", code="input.bad_rim")
+        raise InputError(f"{source} holds {len(value)} bytes, not a 32-, 48- or 64-byte RIM", code="input.bad_rim")
     return value
 
 

@@ -30,6 +30,7 @@ from . import jsontext, strictcbor
 from .claims import (
     CLAIM_CHALLENGE,
     CLAIM_HASH_ALGO,
+    CLAIM_INSTANCE_ID,
     CLAIM_PROFILE,
     CLAIM_RAK,
     CLAIM_RAK_HASH_ALGO,
@@ -223,8 +224,9 @@ def verify_token(data, platform_keys):
         if not isinstance(realm.get(claim), kind):
             raise TokenError(f"realm claim {claim} is missing or of the wrong type", code="token.malformed")
     if not all(isinstance(rem, bytes) for rem in realm[CLAIM_REMS]) or \
-            not isinstance(realm.get(CLAIM_PROFILE, ""), str):
-        raise TokenError("realm claims 44239 (REMs) or 265 (profile) are of the wrong type", code="token.malformed")
+            not isinstance(realm.get(CLAIM_PROFILE, ""), str) or not isinstance(realm.get(CLAIM_INSTANCE_ID, b""), bytes):
+        raise TokenError("realm claims 44239 (REMs), 265 (profile) or 256 (instance id) are of the wrong type",
+                         code="token.malformed")
     if not isinstance(platform.get(CLAIM_CHALLENGE), bytes):
         raise TokenError("platform claim 10 (challenge) is missing", code="token.malformed")
     result = TokenResult(realm, platform, realm[CLAIM_RIM])

@@ -86,8 +86,9 @@ def _configs(rng, images, count, scale):
         initrd = initrds[index % len(initrds)] if rng.random() < 0.9 else None
         ram_size = rng.choice([1, 2, 4, 8]) << 30
         sve_vl, pmu = rng.choice([0, 3]), rng.choice([0, 6])
+        draw = rng.random()  # SHA-256 for most realms, SHA-512 and SHA-384 (RMM 2.0) for some
         fields = dict(
-            hash_algo=0 if rng.random() < 0.8 else 1, s2sz=rng.choice([40, 41, 44, 48]), sve_vl=sve_vl,
+            hash_algo=0 if draw < 0.7 else 1 if draw < 0.85 else 2, s2sz=rng.choice([40, 41, 44, 48]), sve_vl=sve_vl,
             pmu_num_ctrs=pmu, flags=(2 if sve_vl else 0) | (4 if pmu else 0),
             ram_base=RAM_BASE, ram_size=ram_size, num_cpus=rng.choice([1, 2, 4, 8]),
         )

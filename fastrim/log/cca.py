@@ -179,7 +179,7 @@ def is_cca_log(log):
 def _check_realm(realm, offset, alg_ids):
     if realm.hash_algo not in BY_RMM:
         raise LogFormatError(
-            f"REALM_CREATE hash_algo {realm.hash_algo} is not SHA-256 (0) or SHA-512 (1)",
+            f"REALM_CREATE hash_algo {realm.hash_algo} is not SHA-256 (0), SHA-512 (1) or SHA-384 (2)",
             code="log.unsupported_hash_algo", offset=offset,
         )
     if realm.alg not in alg_ids:

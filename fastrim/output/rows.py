@@ -67,6 +67,7 @@ def _token_columns(result):
         "realm_rpv": realm.get(claims.CLAIM_RPV),
         "realm_rems": list(realm[claims.CLAIM_REMS]) if claims.CLAIM_REMS in realm else None,
         "realm_hash_algo": realm.get(claims.CLAIM_HASH_ALGO),
+        "realm_instance_id": realm.get(claims.CLAIM_INSTANCE_ID),
     }
 
 
@@ -127,6 +128,7 @@ def arrow_schema(metadata=None):
         ("realm_rpv", pa.binary()),
         ("realm_rems", pa.list_(pa.binary())),
         ("realm_hash_algo", text),
+        ("realm_instance_id", pa.binary()),
         ("elapsed_ms", pa.float64()),
         ("backend", text),
         ("run_id", text),

@@ -44,7 +44,7 @@ class RimResult:
     the work done until then), or busy (it gave way to another process
     filling a cache entry it needs; nothing but the work done counts)."""
 
-    rim: Optional[bytes] = None  # the digest only (32 or 64 bytes)
+    rim: Optional[bytes] = None  # the digest only (32, 48 or 64 bytes)
     hash_algo: Optional[str] = None
     steps: list = field(default_factory=list)  # (label, RIM after it)
     images: list = field(default_factory=list)  # (ImageLoad, reference file or None)
@@ -67,6 +67,10 @@ def _measure(alg, message):
     return rim_algorithm(alg).new(message).digest().ljust(MEASUREMENT_SIZE, b"\0")
 
 
+# The REALM_CREATE flag bits each RMM defines (the rest are reserved, zero): 1.0 has LPA2 (bit 0),
+# SVE (1) and PMU (2); 2.0 adds DA (3) and the MEC policy (bits 7-8).
+REALM_FLAGS_1_0 = 0b111
+REALM_FLAGS_2_0 = REALM_FLAGS_1_0 | 1 << 3 | 0b11 << 7
 _HASH_ALGO_OFFSET = 8 * [name for name, _ in REALM_PARAMS].index("hash_algo")
 
 
@@ -199,6 +203,11 @@ def _replay(cca_log, refs, how, result):
     if not 16 < realm.s2sz <= 52:
         raise LogFormatError(f"REALM_CREATE s2sz {realm.s2sz} is out of range", code="log.bad_realm_params",
                              offset=cca_log.steps[0].offset)
+    defined = REALM_FLAGS_2_0 if options.profile == "2.0" else REALM_FLAGS_1_0
+    if realm.flags & ~defined:
+        raise LogFormatError(f"REALM_CREATE flags 0x{realm.flags:x} set bits the RMM {options.profile} profile reserves "
+                             f"(0x{realm.flags & ~defined:x}): no such RMM could have created this realm",
+                             code="log.bad_realm_params", offset=cca_log.steps[0].offset)
     alg = realm.alg
     dlen = realm.algorithm.digest_size
     rim = initial_rim(realm, options)
