@@ -7,14 +7,13 @@ a token check), error (the log, a reference image or an input could not be
 used), or unverified (no attested RIM; the computed RIM is still reported).
 """
 
-import hmac
 import time
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
 from .backend import select
 from .errors import FastrimError, LogFormatError, check_int
-from .evidence.expected import ExpectedSource, read_attested
+from .evidence.expected import ExpectedSource, read_attested, same_rim
 from .log import cca, tcg
 from .rim.replay import ReplayOptions, RimResult, replay_rim
 from .store import Caches
@@ -51,6 +50,7 @@ class Settings:
     backend: Optional[str] = None  # None: the live one
     platform_keys: tuple = ()
     objects: ObjectStore = ObjectStore()  # how to read the logs, sidecars and images named by URLs
+    endorsements: object = None  # evidence.refvals.Endorsements from --refvals; None: no endorsement check
 
     def __post_init__(self):
         self.limits.checked()
@@ -71,6 +71,7 @@ class Context:
     platform_keys: tuple = ()  # evidence.token.PlatformKey
     limits: Limits = Limits()
     objects: ObjectStore = ObjectStore()
+    endorsements: object = None  # evidence.refvals.Endorsements
 
     def __post_init__(self):
         self.impl = self.impl or select.active
@@ -84,7 +85,7 @@ class Context:
 
             keys = tuple(token.parse_platform_key(name, raw) for name, raw in settings.platform_keys)
         return cls(settings.refs, settings.options, Caches.open(settings.cache_dir), settings.backend_module(), keys,
-                   settings.limits, settings.objects)
+                   settings.limits, settings.objects, settings.endorsements)
 
 
 class LogSource(NamedTuple):
@@ -108,6 +109,8 @@ class Verdict:
     rim: bytes = None
     expected_rim: bytes = None
     rim_source: str = None  # where expected_rim came from: given, token, token-sidecar or sidecar
+    endorsed: bool = None  # the replayed RIM is in the --refvals set; None: no set, or no RIM
+    endorsed_by: str = None  # the --refvals file that endorses it
     vm_version: object = None  # log.cca.VmVersion
     realm: object = None  # log.cca.RealmCreate
     images: list = field(default_factory=list)  # (log.cca.ImageLoad, store.refs.RefImage or None)
@@ -195,6 +198,7 @@ def verify(context, source, defer_busy=False):
             for error in (outcome.error, attested.error):  # a log error first, with the RIM when there is one
                 if error is not None:
                     raise error
+            _endorse(verdict, context.endorsements)
             _compare(verdict)
     except FastrimError as exc:
         verdict.status, verdict.error_code, verdict.error = ERROR, exc.code, exc
@@ -218,22 +222,29 @@ def _fill(verdict, outcome):
             result.bytes_hashed, result.cache_hits, result.memo_hits)
 
 
+def _endorse(verdict, endorsements):
+    if endorsements is not None and verdict.rim is not None:
+        verdict.endorsed_by = endorsements.endorser(verdict.rim)
+        verdict.endorsed = verdict.endorsed_by is not None
+
+
 def _compare(verdict):
+    """The verdict on a replayed log: the token's checks first, then the
+    attested RIM against the replay, then the replay against the endorsed
+    RIMs (a faithful log of a launch that no one endorsed still fails)."""
     expected, rim = verdict.expected_rim, verdict.rim
     if verdict.token is not None and verdict.token.failures:
         # The token's RIM is not to be believed; the first failed check says why.
         verdict.status, (verdict.error_code, verdict.detail) = FAIL, verdict.token.failures[0]
+    elif expected is not None and not same_rim(expected, rim):
+        verdict.status, verdict.error_code = FAIL, "rim.mismatch"
+        verdict.detail = "the replayed RIM differs from the attested one" if len(expected) == len(rim) else (
+            f"the attested RIM is {len(expected)} bytes, the {verdict.hash_algo} replay gives {len(rim)}"
+            + (", and they differ" if len(expected) < len(rim) else ": they differ, or the rest is not zero"))
+    elif verdict.endorsed is False:
+        verdict.status, verdict.error_code = FAIL, "rim.not_endorsed"
+        verdict.detail = "the replayed RIM is not among the endorsed reference values (--refvals)"
     elif expected is None:
         verdict.status, verdict.detail = UNVERIFIED, "no expected RIM was given"
-    elif len(expected) in (len(rim), 48, 64) and hmac.compare_digest(expected, rim.ljust(len(expected), b"\0")):
-        # The RMM keeps a measurement in a 64-byte field, and some emitters send the whole field:
-        # the replayed digest followed by zero bytes only (to 48 or 64) is the same RIM.
-        verdict.status = PASS
-    elif len(expected) != len(rim):
-        verdict.status, verdict.error_code = FAIL, "rim.mismatch"
-        verdict.detail = (f"the attested RIM is {len(expected)} bytes, the {verdict.hash_algo} replay gives "
-                          f"{len(rim)}" + (", and they differ" if len(expected) < len(rim) else
-                                           ": they differ, or the rest is not zero"))
     else:
-        verdict.status, verdict.error_code = FAIL, "rim.mismatch"
-        verdict.detail = "the replayed RIM differs from the attested one"
+        verdict.status = PASS

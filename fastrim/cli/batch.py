@@ -22,6 +22,7 @@ from .common import (
     check_jobs,
     check_outputs,
     command,
+    endorsements,
     input_dir,
     input_file,
     int_in,
@@ -242,7 +243,7 @@ def run(args):
             input_dir(args.parser, "--refs", args.refs)
         if args.expected and not is_url(args.expected):
             input_file(args.parser, "--expected", args.expected)
-        keys = platform_keys(args)
+        keys, endorsed = platform_keys(args), endorsements(args)
         logs = discover(roots, objects)
         if not logs:
             args.parser.error(f"no *.log or *.bin files under {', '.join(roots)}: nothing to verify")
@@ -253,7 +254,7 @@ def run(args):
     outputs = Outputs(args.out, args.jsonl, args.ear, tuple(args.argv), show_progress=not args.quiet)
     executor = _executor(args, outputs)
     try:
-        return _verify_all(args, logs, (keys, expected, started, objects), executor, outputs)
+        return _verify_all(args, logs, (keys, endorsed, expected, started, objects), executor, outputs)
     finally:
         executor.close()
 
@@ -310,10 +311,11 @@ def _executor(args, outputs):
 def _verify_all(args, logs, inputs, executor, outputs):
     from ..verifier import Settings
 
-    keys, expected, started, objects = inputs
+    keys, endorsed, expected, started, objects = inputs
     directory = cache_dir(args)
     refs, indexing = _index(args, directory, outputs, objects)
-    settings = Settings(refs, replay_options(args), directory, limits(args), platform_keys=keys, objects=objects)
+    settings = Settings(refs, replay_options(args), directory, limits(args), platform_keys=keys, objects=objects,
+                        endorsements=endorsed)
     impl = settings.backend_module()
     log.info("backend %s, hash kernels %s; content cache and step memo: %s", impl.NAME,
              ", ".join(f"{a.name} {impl.hash_kernel(a.tcg_id)}" for a in RIM_ALGORITHMS),

@@ -142,7 +142,9 @@ def add_replay_options(p, refs_required):
     p.add_argument("--refs", required=refs_required, metavar="DIR",
                    help="directory of known-good images, found by the digest the log records")
     p.add_argument("--profile", choices=PROFILES, default="1.0-rel0",
-                   help="RMM measurement profile (default %(default)s)")
+                   help="RMM measurement profile: 1.0-rel0 (RMM 1.0), 1.0-eac2 (params: hash_algo only; every REC "
+                   "measured), 2.0 (INIT_RIPAS not measured; flag bits DA and MEC policy allowed); under the 1.0 "
+                   "profiles any reserved flag bit is log.bad_realm_params (default %(default)s)")
     p.add_argument("--force-lpa2", action="store_true",
                    help="set the LPA2 flag in the realm parameters (LPA2 hosts; QEMU never logs it)")
     p.add_argument("--bps-wps-as-counts", action="store_true",
@@ -198,6 +200,13 @@ def add_attestation_options(p):
                    help="a trust anchor for CCA platform tokens: PEM (public or private) key or EC JWK; "
                    "repeatable. A token no configured key verifies never passes")
     p.add_argument("--ear", metavar="FILE", help="also write each verdict as a Veraison EAR claims set (JSON lines)")
+    p.add_argument("--refvals", action="append", default=[], metavar="FILE",
+                   help="endorsed reference values: a CCA realm CoRIM (CBOR, tag 501 or signed) or CoMID JSON; "
+                   "repeatable. A replayed RIM in none of them fails with rim.not_endorsed, even when the "
+                   "attested RIM agrees; rows say which file endorsed it (default: no endorsement check)")
+    p.add_argument("--refvals-key", action="append", default=[], metavar="FILE",
+                   help="with it, every CBOR --refvals file must be a signed CoRIM that this key (PEM or EC "
+                   "JWK; repeatable) verifies (default: signatures not checked)")
 
 
 def replay_options(args):
@@ -207,6 +216,26 @@ def replay_options(args):
         profile=args.profile, force_lpa2=args.force_lpa2, bps_wps_as_counts=args.bps_wps_as_counts,
         max_measured_bytes=args.max_measured_bytes, max_ripas_blocks=args.max_ripas_blocks,
     )
+
+
+def endorsements(args):
+    """The RIMs the --refvals files endorse (evidence.refvals.Endorsements),
+    or None without any; a file that cannot be read or is not a CCA realm
+    CoRIM/CoMID is a usage error naming it, before any work."""
+    if not args.refvals:
+        if args.refvals_key:
+            args.parser.error("--refvals-key checks --refvals files: give them too")
+        return None
+    from ..evidence import refvals, token
+
+    try:
+        keys = [token.load_platform_key(path) for path in args.refvals_key]
+        found = refvals.Endorsements()
+        for path in args.refvals:
+            found.add(refvals.read_refvals(path, keys), path)
+    except FastrimError as exc:
+        args.parser.error(str(exc))
+    return found
 
 
 def platform_keys(args):

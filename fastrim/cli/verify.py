@@ -12,6 +12,7 @@ from .common import (
     cache_dir,
     check_outputs,
     command,
+    endorsements,
     input_dir,
     input_file,
     limits,
@@ -62,10 +63,11 @@ def run(args):
     input_dir(args.parser, "--refs", args.refs)
     if args.token:
         input_file(args.parser, "--token", args.token)
-    keys = platform_keys(args)
+    keys, endorsed = platform_keys(args), endorsements(args)
     directory = cache_dir(args)
     refs = RefStore(args.refs, cache_dir=directory)
-    settings = Settings(refs, replay_options(args), directory, limits(args), platform_keys=keys)
+    settings = Settings(refs, replay_options(args), directory, limits(args), platform_keys=keys,
+                        endorsements=endorsed)
     source = LogSource(args.log, expected=ExpectedSource(args.rim, args.token))
     verdict = verify(Context.from_settings(settings), source)
     if args.ear or args.json:

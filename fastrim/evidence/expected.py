@@ -3,6 +3,7 @@ explicitly (--rim, a row of --expected), a CCA token (--token, or the
 sidecar X.token, believed only once checked), or the sidecar X.rim holding
 hex. An explicit value beats a sidecar; a token beats a .rim file."""
 
+import hmac
 import os
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
@@ -17,6 +18,18 @@ SIDECAR_SUFFIXES = (".rim", ".token")
 RIM_SIZES = (32, 48, 64)  # SHA-256, SHA-384, SHA-512; or a shorter digest zero-padded to 48 or 64
 _MAX_TOKEN_SIZE = 1 << 16  # real tokens are 1-2 KiB
 _MAX_RIM_FILE = 1024
+
+
+def rim_forms(rim):
+    """The values that are the same RIM as a replayed digest: itself, and it
+    followed only by zero bytes to 48 or 64 (the RMM keeps a measurement in
+    a 64-byte field, and some emitters send the whole field)."""
+    return [rim.ljust(width, b"\0") for width in sorted({len(rim), 48, 64}) if width >= len(rim)]
+
+
+def same_rim(attested, rim):
+    """True when attested is one of rim_forms(rim), compared in constant time."""
+    return any(hmac.compare_digest(attested, form) for form in rim_forms(rim))
 
 
 def parse_rim_hex(text, source):

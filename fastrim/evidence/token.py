@@ -46,13 +46,13 @@ from .claims import (
 )
 
 # COSE algorithm -> (hash, curve, bytes of r and of s)
-_ALGS = {
+COSE_ALGS = {
     -7: (hashes.SHA256, ec.SECP256R1, 32),
     -35: (hashes.SHA384, ec.SECP384R1, 48),
     -36: (hashes.SHA512, ec.SECP521R1, 66),
 }
 _COSE_CURVES = {1: ec.SECP256R1, 2: ec.SECP384R1, 3: ec.SECP521R1}
-_JWK_CURVES = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
+JWK_CURVES = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
 _POINT_CURVES = {65: ec.SECP256R1, 97: ec.SECP384R1, 133: ec.SECP521R1}  # 04 || X || Y
 
 
@@ -84,7 +84,7 @@ def _fingerprint(key):
     return hashlib.sha256(der).hexdigest()
 
 
-def _b64url(text):
+def b64url(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
@@ -113,11 +113,11 @@ def parse_platform_key(name, raw):
             jwk = jsontext.loads(raw.decode("utf-8", "replace"), f"platform key {path}", "input.bad_key")
             if not isinstance(jwk, dict):
                 raise ValueError("a JWK is a JSON object")
-            if jwk.get("kty") != "EC" or jwk.get("crv") not in _JWK_CURVES:
+            if jwk.get("kty") != "EC" or jwk.get("crv") not in JWK_CURVES:
                 raise ValueError("only EC JWKs on P-256, P-384 or P-521")
-            numbers = ec.EllipticCurvePublicNumbers(int.from_bytes(_b64url(jwk["x"]), "big"),
-                                                    int.from_bytes(_b64url(jwk["y"]), "big"),
-                                                    _JWK_CURVES[jwk["crv"]]())
+            numbers = ec.EllipticCurvePublicNumbers(int.from_bytes(b64url(jwk["x"]), "big"),
+                                                    int.from_bytes(b64url(jwk["y"]), "big"),
+                                                    JWK_CURVES[jwk["crv"]]())
             key = numbers.public_key()
         elif b"PRIVATE KEY" in raw:
             key = serialization.load_pem_private_key(raw, password=None).public_key()
@@ -130,7 +130,7 @@ def parse_platform_key(name, raw):
     return PlatformKey(name, _fingerprint(key), key)
 
 
-def _loads(raw, what):
+def strict_loads(raw, what):
     """The CBOR item raw holds, once strictcbor finds it strict (one item,
     definite lengths, distinct map keys, nothing after it)."""
     strictcbor.check(raw, what)
@@ -141,7 +141,7 @@ def _loads(raw, what):
 
 
 def _sign1(raw, which):
-    message = _loads(raw, f"{which} token")
+    message = strict_loads(raw, f"{which} token")
     if not (isinstance(message, cbor2.CBORTag) and message.tag == TAG_SIGN1):
         raise TokenError(f"the {which} token is not a tagged COSE_Sign1", code="token.malformed")
     parts = message.value
@@ -150,18 +150,18 @@ def _sign1(raw, which):
         raise TokenError(f"the {which} COSE_Sign1 is not [protected, unprotected, payload, signature]",
                          code="token.malformed")
     protected, _, payload, signature = parts
-    header = _loads(protected, f"{which} token's protected header") if protected else {}
-    claims = _loads(payload, f"{which} token's claims")
+    header = strict_loads(protected, f"{which} token's protected header") if protected else {}
+    claims = strict_loads(payload, f"{which} token's claims")
     if not isinstance(header, Mapping) or not isinstance(claims, Mapping):
         raise TokenError(f"the {which} token's header or claims are not maps", code="token.malformed")
     return protected, header, payload, signature, claims
 
 
-def _signature_ok(key, alg, protected, payload, signature):
+def signature_ok(key, alg, protected, payload, signature):
     """ECDSA over the COSE Sig_structure; False for any mismatch of algorithm, curve or signature."""
-    if not isinstance(alg, int) or alg not in _ALGS:
+    if not isinstance(alg, int) or alg not in COSE_ALGS:
         return False
-    hash_type, curve, size = _ALGS[alg]
+    hash_type, curve, size = COSE_ALGS[alg]
     if not isinstance(key.curve, curve) or len(signature) != 2 * size:
         return False
     to_be_signed = cbor2.dumps(["Signature1", protected, b"", payload])
@@ -174,7 +174,7 @@ def _signature_ok(key, alg, protected, payload, signature):
 
 
 def _collection(data):
-    top = _loads(data, "token")
+    top = strict_loads(data, "token")
     if isinstance(top, Mapping) and isinstance(top.get("pat"), cbor2.CBORTag):
         top = top["pat"]  # a Parsec key-attestation bundle: {"kat": ..., "pat": CCA token}
     if not isinstance(top, cbor2.CBORTag) or top.tag not in (TAG_COLLECTION, TAG_CMW_COLLECTION) \
@@ -199,7 +199,7 @@ def _realm_key(claims):
     raw = claims[CLAIM_RAK]
     try:
         if CLAIM_PROFILE in claims:
-            cose_key = _loads(raw, "realm attestation key")
+            cose_key = strict_loads(raw, "realm attestation key")
             curve = _COSE_CURVES[cose_key[-1]]
             if cose_key.get(1) != 2:
                 raise ValueError("not an EC2 COSE_Key")
@@ -231,13 +231,13 @@ def verify_token(data, platform_keys):
         raise TokenError("platform claim 10 (challenge) is missing", code="token.malformed")
     result = TokenResult(realm, platform, realm[CLAIM_RIM])
 
-    result.realm_signature = _signature_ok(_realm_key(realm), r_header.get(1), r_protected, r_payload, r_signature)
+    result.realm_signature = signature_ok(_realm_key(realm), r_header.get(1), r_protected, r_payload, r_signature)
     if not result.realm_signature:
         result.failures.append(("token.realm_signature", "the realm token's signature does not verify "
                                 "with the realm attestation key it carries"))
     if platform_keys:
         for trust_anchor in platform_keys:
-            if _signature_ok(trust_anchor.key, p_header.get(1), p_protected, p_payload, p_signature):
+            if signature_ok(trust_anchor.key, p_header.get(1), p_protected, p_payload, p_signature):
                 result.platform_signature, result.platform_key = True, trust_anchor.fingerprint
                 break
         else:
