@@ -27,7 +27,8 @@ ffibuilder.cdef(
 ffibuilder.set_source(
     "fastrim._native",
     '#include "fastrim.h"',
-    sources=[f"csrc/{name}.c" for name in ("framing", "pcr", "hash", "rim", "lanes")],
+    sources=[f"csrc/{name}.c" for name in ("framing", "pcr", "hash", "rim", "kernels", "sha2", "lanes_shani",
+                                                       "lanes_avx2", "lanes_avx512")],
     include_dirs=["csrc"],
     libraries=["crypto", "pthread"],  # pthread_once (in libc since glibc 2.34, a library before)
     # The low-level SHA*_Init calls are deprecated in OpenSSL 3 but are

@@ -1,6 +1,7 @@
 /* fastrim C core: the interface the cffi wrapper (fastrim/backend/native.py)
  * calls. framing.c frames TCG event logs, pcr.c replays PCR banks, rim.c
- * runs the RMI_DATA_CREATE granule loop; hash.c and lanes.c are internal.
+ * runs the RMI_DATA_CREATE granule loop; kernels.c the granule hashing
+ * kernels; hash.c, sha2.c and lanes_*.c are internal.
  *
  * These declarations are also fed to cffi's cdef (see build_ext.py), so they
  * stay within the subset of C that cffi parses: no macros with expressions,
@@ -100,20 +101,36 @@ int64_t fr_rim_data(uint16_t alg, uint8_t *rim, const uint8_t *img,
 int64_t fr_rim_file(uint16_t alg, uint8_t *rim, int fd, uint64_t img_len,
                     uint64_t base, uint8_t *contents_out);
 
-/* Granule content hashing kernels. */
-enum {
-    FR_KERNEL_AUTO = -1,
-    FR_KERNEL_OPENSSL = 0,    /* OpenSSL, one granule at a time */
-    FR_KERNEL_MULTILANE = 1   /* several granules at once: SHA-NI (SHA-256), AVX2 (SHA-512) */
-};
+/* Granule content hashing kernels: "openssl" (one granule at a time) and,
+ * on x86-64, "sha-ni", "avx2" and "avx512" (several at once, in lanes). A
+ * kernel serves an algorithm (SHA-256, SHA-384, SHA-512) only where the CPU
+ * runs it and its known-answer self-test against OpenSSL passed; the
+ * self-test runs once per process, on first use. */
+int fr_kernel_count(void);
+const char *fr_kernel_name(int k);
 
-/* Choose the kernel (FR_KERNEL_*); AUTO takes multilane where the CPU has
- * it. Returns the kernel chosen, or -1 when the CPU cannot run it. */
-int fr_set_hash_kernel(int requested);
+/* Granules kernel k hashes per pass for alg; 0 when it does not implement
+ * alg or this CPU cannot run it. */
+int fr_kernel_lanes(int k, uint16_t alg);
 
-/* The kernel that hashes granules for alg (TPM algId) now: multilane only
- * where the CPU has that algorithm's instructions. */
-int fr_hash_kernel(uint16_t alg);
+/* 1 when kernel k passed its self-test for alg, 0 otherwise. */
+int fr_kernel_selftest(int k, uint16_t alg);
+
+/* Hash alg's granules with kernel k from now on (-1: the default again):
+ * 0, or -1 when k cannot serve alg (not on this CPU, or its self-test failed). */
+int fr_kernel_select(uint16_t alg, int k);
+
+/* The kernel hashing alg's granules now (until one is selected: the widest
+ * that serves it); -1 for an algorithm that is not a RIM algorithm. */
+int fr_kernel_selected(uint16_t alg);
+
+/* n granules (src[i], 4096 bytes each) through kernel k, selected or not
+ * (to time it): 0, or -1. */
+int fr_kernel_granules(int k, uint16_t alg, const uint8_t *const *src, size_t n, uint8_t *out);
+
+/* A test hook: from now on kernel k flips one bit of its output, and its
+ * self-test runs again, as a kernel that is wrong on this CPU would. */
+void fr_kernel_test_break(int k);
 
 /* The descriptor chain alone for n granules from ipa0: with contents (n
  * content hashes of dlen bytes) they are measured, with NULL unmeasured.

@@ -1,6 +1,7 @@
 /* The RIM's RMI_DATA_CREATE loop: every granule of an image measured into
  * the rolling RIM (rim-spec.md section 3; twin: rim_data and rim_chain in
- * fastrim/backend/fallback.py), and the choice of granule hashing kernel. */
+ * fastrim/backend/fallback.py), granule contents hashed by the selected
+ * kernel (kernels.c). */
 
 #define _POSIX_C_SOURCE 200809L /* sigaction, sigsetjmp, mmap */
 
@@ -13,7 +14,7 @@
 
 #include "fastrim.h"
 #include "hash.h"
-#include "lanes.h"
+#include "kernels.h"
 #include "tcg.h"
 
 #define GRANULE 4096
@@ -39,7 +40,7 @@ static void chain_start(data_chain *c, uint16_t alg, const uint8_t *rim)
 {
     c->alg = alg;
     c->dlen = fr_rim_digest_size(alg);
-    c->sha_ni = alg == ALG_SHA256 && fr_hash_kernel(ALG_SHA256) == FR_KERNEL_MULTILANE;
+    c->sha_ni = alg == ALG_SHA256 && fr_kernels_chain_sha_ni();
     memset(c->desc, 0, DESC_SIZE);
     wr64(c->desc + DESC_LEN_AT, DESC_SIZE);
     memcpy(c->desc + DESC_RIM_AT, rim, MEASUREMENT_SIZE);
@@ -56,7 +57,7 @@ static int chain_step(data_chain *c, uint64_t ipa, const uint8_t *content)
         memset(c->desc + DATA_CONTENT_AT, 0, c->dlen);
     uint8_t next[MEASUREMENT_SIZE] = {0}; /* a measurement is the digest padded to 64 bytes */
     if (c->sha_ni)
-        fr_lanes_sha256_256(c->desc, next); /* no OpenSSL call overhead for 5 blocks */
+        fr_kernels_sha256_256(c->desc, next); /* no OpenSSL call overhead for 5 blocks */
     else if (fr_rim_hash(c->alg, c->desc, DESC_SIZE, next))
         return -1;
     memcpy(c->desc + DESC_RIM_AT, next, MEASUREMENT_SIZE);
@@ -64,52 +65,6 @@ static int chain_step(data_chain *c, uint64_t ipa, const uint8_t *content)
 }
 
 static void chain_end(const data_chain *c, uint8_t *rim) { memcpy(rim, c->desc + DESC_RIM_AT, MEASUREMENT_SIZE); }
-
-/* ---- granule content hashing: OpenSSL one at a time, or lanes ---- */
-
-static int kernel = FR_KERNEL_OPENSSL;
-/* What the CPU runs, read once: cpuid can trap to the hypervisor in a VM. */
-static int lanes256_ok = -1, lanes512_ok = -1;
-
-int fr_set_hash_kernel(int requested)
-{
-    if (lanes256_ok < 0) {
-        lanes256_ok = fr_lanes_sha256_supported();
-        lanes512_ok = fr_lanes_sha512_supported();
-    }
-    int multilane_ok = lanes256_ok || lanes512_ok;
-    if (requested == FR_KERNEL_AUTO)
-        requested = multilane_ok ? FR_KERNEL_MULTILANE : FR_KERNEL_OPENSSL;
-    if (requested == FR_KERNEL_MULTILANE && !multilane_ok)
-        return -1;
-    if (requested != FR_KERNEL_OPENSSL && requested != FR_KERNEL_MULTILANE)
-        return -1;
-    kernel = requested;
-    return kernel;
-}
-
-int fr_hash_kernel(uint16_t alg)
-{
-    if (kernel != FR_KERNEL_MULTILANE || !fr_rim_digest_size(alg)) return FR_KERNEL_OPENSSL;
-    return (alg == ALG_SHA256 ? lanes256_ok : lanes512_ok) ? FR_KERNEL_MULTILANE : FR_KERNEL_OPENSSL;
-}
-
-static int hash_granules(uint16_t alg, const uint8_t *const *src, size_t n, uint8_t *out)
-{
-    if (fr_hash_kernel(alg) == FR_KERNEL_MULTILANE) {
-        if (alg == ALG_SHA256)
-            fr_lanes_sha256_granules(src, n, out);
-        else if (alg == ALG_SHA384)
-            fr_lanes_sha384_granules(src, n, out);
-        else
-            fr_lanes_sha512_granules(src, n, out);
-        return 0;
-    }
-    uint32_t dlen = fr_rim_digest_size(alg);
-    for (size_t i = 0; i < n; i++)
-        if (fr_rim_hash(alg, src[i], GRANULE, out + i * dlen)) return -1;
-    return 0;
-}
 
 /* Granules hashed per batch: their content hashes are computed together
  * (lanes), then chained in order. */
@@ -146,7 +101,7 @@ int64_t fr_rim_data(uint16_t alg, uint8_t *rim, const uint8_t *img,
             if (take) memcpy(page + lo, img + from, take); /* an empty image may come as NULL */
             src[i] = page;
         }
-        if (hash_granules(alg, src, m, contents)) return FR_RIM_CRYPTO_FAILED;
+        if (fr_kernels_hash(alg, src, m, contents)) return FR_RIM_CRYPTO_FAILED;
         if (contents_out) memcpy(contents_out + g0 * dlen, contents, m * dlen);
         for (size_t i = 0; i < m; i++)
             if (chain_step(&chain, first + (g0 + i) * GRANULE, contents + i * dlen)) return FR_RIM_CRYPTO_FAILED;

@@ -1,12 +1,14 @@
-"""Measurement-algorithm throughput: replaying one large image with SHA-256
-and SHA-512 through the verification pipeline, cold (content hashes
+"""Measurement-algorithm throughput: replaying one large image with SHA-256,
+SHA-384 and SHA-512 through the verification pipeline, cold (content hashes
 computed) and warm (content hashes read from the cache), and the descriptor
 chain alone, next to hashlib hashing the same bytes in one call in the same
-run (the single-stream limit of the machine).
+run (the single-stream limit of the machine); and the same, cold and warm,
+for every granule hashing kernel of the C backend (measure_kernels).
 """
 
 import functools
 import hashlib
+import os
 import tempfile
 import time
 
@@ -69,11 +71,50 @@ def measure(algos=ALGOS, backend_names=("cffi",), mib=64, repeat=3):
         source, refs = single_image_realm(image, algo)
         for name in backend_names:
             impl = select.load(name)
+            impl.choose_kernels(None)  # as a verifier would (measured here, not stored)
             kernel = impl.hash_kernel(BY_NAME[algo].tcg_id)
             with tempfile.TemporaryDirectory(prefix="fastrim-bench-") as cache_dir:
                 for case, fn in _cases(impl, algo, (source, refs, image), cache_dir).items():
                     rows.append(_row(algo, name, kernel, case, _best(fn, repeat), len(image), limit))
     return rows
+
+
+def measure_kernels(algos=ALGOS, mib=64, repeat=3):
+    """Rows for every C kernel and algorithm: its self-test result ("passed",
+    "failed", or why it cannot run here) and, when it passed, cold and warm
+    replays with that kernel forced."""
+    from .backend import kernels, native
+
+    impl = select.load("cffi")
+    image = bench_image(mib)
+    rows = []
+    try:
+        for algo in algos:
+            alg = BY_NAME[algo].tcg_id
+            limit = _best(functools.partial(hashlib.new, algo, image), repeat)
+            rows.append(_row(algo, "-", "-", "hashlib", limit, len(image), limit))
+            source, refs = single_image_realm(image, algo)
+            for name in kernels.NAMES:
+                if not kernels.lanes(name, alg):
+                    rows.append(_untimed(algo, name, "not on this CPU, or not for this algorithm"))
+                    continue
+                if not kernels.self_test(name, alg):
+                    rows.append(_untimed(algo, name, "failed"))
+                    continue
+                native.set_hash_kernel(name)
+                with tempfile.TemporaryDirectory(prefix="fastrim-bench-") as cache_dir:
+                    cases = _cases(impl, algo, (source, refs, image), cache_dir)
+                    for case in ("cold", "warm"):
+                        rows.append(dict(_row(algo, "cffi", name, case, _best(cases[case], repeat), len(image), limit),
+                                         selftest="passed"))
+    finally:
+        native.set_hash_kernel(os.environ.get("FASTRIM_HASH_KERNEL", "auto") or "auto")
+    return rows
+
+
+def _untimed(algo, kernel, selftest):
+    return {"algo": algo, "backend": "cffi", "kernel": kernel, "case": "-", "seconds": None, "gb_per_s": None,
+            "ratio": None, "selftest": selftest}
 
 
 def _cases(impl, algo, realm, cache_dir):
@@ -104,8 +145,12 @@ def _row(algo, backend, kernel, case, seconds, size, limit):
 
 
 def format_table(rows):
-    lines = [f"{'algo':<7} {'backend':<7} {'kernel':<9} {'case':<8} {'ms':>9} {'GB/s':>7} {'x hashlib':>9}"]
+    lines = [f"{'algo':<7} {'backend':<7} {'kernel':<9} {'case':<8} {'ms':>9} {'GB/s':>7} {'x hashlib':>9}  self-test"]
     for r in rows:
+        if r["seconds"] is None:
+            lines.append(f"{r['algo']:<7} {r['backend']:<7} {r['kernel']:<9} {r['case']:<8} {'-':>9} {'-':>7} "
+                         f"{'-':>9}  {r['selftest']}")
+            continue
         lines.append(f"{r['algo']:<7} {r['backend']:<7} {r['kernel']:<9} {r['case']:<8} {r['seconds'] * 1e3:>9.2f} "
-                     f"{r['gb_per_s']:>7.2f} {r['ratio']:>9.2f}")
+                     f"{r['gb_per_s']:>7.2f} {r['ratio']:>9.2f}  {r.get('selftest') or ''}".rstrip())
     return "\n".join(lines)

@@ -84,8 +84,10 @@ class Context:
             from .evidence import token  # cryptography loads only where trust anchors are configured
 
             keys = tuple(token.parse_platform_key(name, raw) for name, raw in settings.platform_keys)
-        return cls(settings.refs, settings.options, Caches.open(settings.cache_dir), settings.backend_module(), keys,
-                   settings.limits, settings.objects, settings.endorsements)
+        caches, impl = Caches.open(settings.cache_dir), settings.backend_module()
+        impl.choose_kernels(settings.cache_dir)  # the fastest granule kernels here, measured once per CPU
+        return cls(settings.refs, settings.options, caches, impl, keys, settings.limits, settings.objects,
+                   settings.endorsements)
 
 
 class LogSource(NamedTuple):

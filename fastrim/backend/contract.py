@@ -23,10 +23,14 @@ A backend module (fastrim.backend.native or fastrim.backend.fallback) provides:
 ``rim_chain(alg, rim, ipa0, granules, contents) -> rim``
     The descriptor chain alone, from cached content hashes or unmeasured.
 ``hash_kernel(alg) -> str``
-    What hashes granule contents for alg: "openssl", "multilane" (C) or
-    "hashlib" (Python). The C backend takes FASTRIM_HASH_KERNEL=auto|openssl|
-    multilane at import; an unknown value, or multilane on a CPU with neither
-    the x86 SHA extensions nor AVX2, is an ImportError.
+    What hashes granule contents for alg: a C kernel ("openssl", "sha-ni",
+    "avx2", "avx512": see backend.kernels) or "hashlib" (Python). The C
+    backend takes FASTRIM_HASH_KERNEL=auto|openssl|<kernel> at import; an
+    unknown kernel, one this CPU cannot run, or one that fails its
+    self-test is an ImportError.
+``choose_kernels(cache_dir)``
+    Pick the fastest self-tested kernel per algorithm (C: measured once per
+    CPU model and version, remembered in cache_dir; Python: nothing to do).
 
 rim_data and rim_chain take a TCG algorithm id of a RIM algorithm
 (algorithms.RIM_ALGORITHMS) and raise InputError for any other.

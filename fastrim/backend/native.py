@@ -11,25 +11,24 @@ from collections.abc import Sequence
 from .. import errors
 from .._native import ffi, lib
 from ..algorithms import SHA256, rim_algorithm
+from . import kernels
 from .contract import PCR_COUNT, Framing, LogFormat, RawDigest, RawEvent, granule_span
 
 NAME = "cffi"
 
-_KERNELS = {"auto": lib.FR_KERNEL_AUTO, "openssl": lib.FR_KERNEL_OPENSSL, "multilane": lib.FR_KERNEL_MULTILANE}
-_KERNEL_NAMES = {lib.FR_KERNEL_OPENSSL: "openssl", lib.FR_KERNEL_MULTILANE: "multilane"}
-
-
 def set_hash_kernel(name):
-    """Choose the granule hashing kernel (see backend.contract); returns the one chosen."""
-    if name not in _KERNELS:
-        raise ImportError(f"unknown FASTRIM_HASH_KERNEL {name!r}: use auto, openssl or multilane")
-    if lib.fr_set_hash_kernel(_KERNELS[name]) < 0:
-        raise ImportError("the multilane kernel needs the x86 SHA extensions or AVX2, which this CPU lacks")
+    """auto, openssl or a kernel name (see backend.kernels.force); returns
+    the kernel that now hashes SHA-256 granules."""
+    kernels.force(name)
     return hash_kernel(SHA256.tcg_id)
 
 
 def hash_kernel(alg):
-    return _KERNEL_NAMES[lib.fr_hash_kernel(alg)]
+    return kernels.selected(alg)
+
+
+def choose_kernels(cache_dir):
+    kernels.choose(cache_dir)
 
 
 set_hash_kernel(os.environ.get("FASTRIM_HASH_KERNEL", "auto") or "auto")

@@ -17,7 +17,8 @@ def add_parser(sub):
                 "cold (granule contents hashed), warm (content hashes from the cache) and the descriptor chain "
                 "alone, as GB/s and as a ratio to hashlib hashing the same bytes in one call in the same run. "
                 "The hash kernel that ran is named; the machine's CPU is yours to name with the figures.",
-                ["fastrim bench", "fastrim bench --algo sha512 --mib 256 --repeat 5 --backend cffi,python"])
+                ["fastrim bench", "fastrim bench --algo sha512 --mib 256 --repeat 5 --backend cffi,python",
+                 "fastrim bench --kernels --mib 256"])
     p.add_argument("--algo", type=csv_choice(algos), default=list(algos),
                    help=f"comma-separated: {','.join(algos)} (default: all)")
     p.add_argument("--backend", type=csv_choice(select.NAMES), default=[select.active.NAME],
@@ -26,6 +27,9 @@ def add_parser(sub):
                    help=f"image size in MiB, 1 to {MAX_MIB} (default %(default)s)")
     p.add_argument("--repeat", type=int_in(1, MAX_REPEAT), default=3,
                    help=f"runs per case, 1 to {MAX_REPEAT}; the best counts (default %(default)s)")
+    p.add_argument("--kernels", action="store_true",
+                   help="every granule hashing kernel of the C backend instead: its self-test on this CPU, and "
+                   "cold and warm replays with it forced (default: the kernel the dispatcher picks)")
     p.add_argument("--json", action="store_true", help="JSON lines, one per row (default: a table)")
     p.set_defaults(parser=p, run=run)
 
@@ -33,7 +37,10 @@ def add_parser(sub):
 def run(args):
     from .. import bench
 
-    rows = bench.measure(args.algo, args.backend, mib=args.mib, repeat=args.repeat)
+    if args.kernels:
+        rows = bench.measure_kernels(args.algo, mib=args.mib, repeat=args.repeat)
+    else:
+        rows = bench.measure(args.algo, args.backend, mib=args.mib, repeat=args.repeat)
     if args.json:
         for row in rows:
             print(json.dumps(row))
