@@ -197,10 +197,10 @@ def verify(context, source, defer_busy=False):
             verdict.reused = True
         _fill(verdict, outcome)
         if not verdict.busy:
+            _endorse(verdict, context.endorsements)  # for every replayed RIM, whatever else went wrong
             for error in (outcome.error, attested.error):  # a log error first, with the RIM when there is one
                 if error is not None:
                     raise error
-            _endorse(verdict, context.endorsements)
             _compare(verdict)
     except FastrimError as exc:
         verdict.status, verdict.error_code, verdict.error = ERROR, exc.code, exc

@@ -154,7 +154,12 @@ def test_a_signed_corim_is_checked_with_the_refvals_key(golden, tmp_path, corpus
     assert fastrim("refvals", *endorsed, "--refs", root / "refs", "--out", signed, "--sign", pem).returncode == 0
     message = cbor2.loads(signed.read_bytes())
     assert message.tag == 18 and cbor2.loads(message.value[2]) == cbor2.loads(corim.read_bytes())
-    assert cbor2.loads(message.value[0]) == {1: -35, 3: "application/rim+cbor"}
+    header = cbor2.loads(message.value[0])
+    assert (header[1], header[3], len(header[4]), cbor2.loads(header[8])) == \
+        (-35, "application/rim+cbor", 32, {0: {0: "fastrim"}})  # alg, content type, kid, corim-meta (Veraison)
+    again = tmp_path / "again.cbor"
+    assert fastrim("refvals", *endorsed, "--refs", root / "refs", "--out", again, "--sign", pem).returncode == 0
+    assert again.read_bytes() == signed.read_bytes()  # deterministic ECDSA
     name = clean[next(c for c in sorted(clean) if c != left_out)][0]
 
     def verify(*extra):
@@ -165,6 +170,47 @@ def test_a_signed_corim_is_checked_with_the_refvals_key(golden, tmp_path, corpus
     assert other.returncode == 2 and "does not verify" in other.stderr and str(signed) in other.stderr
     unsigned = verify("--refvals", corim, "--refvals-key", public)
     assert unsigned.returncode == 2 and "is not signed" in unsigned.stderr
+    json_file = corpus / REFVALS / "services_comid-cca-realm-refval.json"
+    unsignable = verify("--refvals", json_file, "--refvals-key", public)
+    assert unsignable.returncode == 2 and "carries no signature" in unsignable.stderr
+
+
+def _corim_around(comid, profile=refvals.PROFILE):
+    return cbor2.dumps(cbor2.CBORTag(501, {0: "x", 1: [cbor2.CBORTag(506, cbor2.dumps(comid))],
+                                           3: cbor2.CBORTag(32, profile)}))
+
+
+def _triple(environment, digests):
+    return {4: {0: [[environment, [{0: "cca.rim", 1: {2: digests}}]]]}}
+
+
+RIM = b"\x01" * 32
+HOSTILE = {
+    "alg-a-list": _corim_around(_triple({0: {0: cbor2.CBORTag(560, RIM)}}, [[[1], RIM]])),
+    "alg-a-bool": _corim_around(_triple({0: {0: cbor2.CBORTag(560, RIM)}}, [[True, RIM]])),
+    "class-id-an-int": _corim_around(_triple({0: {0: cbor2.CBORTag(560, 5)}}, [[1, RIM]])),
+    "environment-a-list": _corim_around(_triple([1, 2], [[1, RIM]])),
+    "digests-an-int": _corim_around(_triple({}, 5)),
+    "triples-an-int": _corim_around({4: {0: 5}}),
+    "tags-an-int": cbor2.dumps(cbor2.CBORTag(501, {0: "x", 1: 5, 3: cbor2.CBORTag(32, refvals.PROFILE)})),
+    "no-profile": cbor2.dumps(cbor2.CBORTag(501, {0: "x", 1: [cbor2.CBORTag(506, cbor2.dumps(_triple({}, [[1, RIM]])))]})),
+    "json-class-a-string": json.dumps({"triples": {"reference-values": [
+        {"environment": {"class": "x"}, "measurements": [{"key": {"value": "cca.rim"}, "value": {"digests": [[1, 5]]}}]}]}}).encode(),
+    "json-key-twice": b'{"triples": {}, "triples": {}}',
+    "json-digests-an-int": json.dumps({"triples": {"reference-values": [
+        {"measurements": [{"key": {"value": "cca.rim"}, "value": {"digests": 5}}]}]}}).encode(),
+    "not-utf8": b"{\xff\xfe",
+    "deep": b"[" * 100000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_hostile_refvals_file_is_an_input_error_not_a_crash(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(HOSTILE[name])
+    with pytest.raises(InputError) as info:
+        refvals.read_refvals(path)
+    assert info.value.code == "input.bad_refvals" and name in str(info.value)
 
 
 def test_a_bad_refvals_file_is_a_usage_error_naming_it(golden, tmp_path, corpus):
@@ -182,3 +228,12 @@ def test_a_log_that_does_not_replay_is_named_and_left_out(golden, tmp_path):
     run = fastrim("refvals", endorsed[0], root / "logs" / broken, "--refs", root / "refs", "--out", out)
     assert run.returncode == 1 and broken in run.stderr and "left out" in run.stderr
     assert len(refvals.read_refvals(out)) == 1
+
+
+def test_a_signing_key_on_a_curve_cose_lacks_is_a_usage_error(golden, tmp_path):
+    root, _, _, _, endorsed, _ = golden
+    key = tmp_path / "k1.pem"
+    key.write_bytes(ec.generate_private_key(ec.SECP256K1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    run = fastrim("refvals", *endorsed, "--refs", root / "refs", "--out", tmp_path / "s.cbor", "--sign", key)
+    assert run.returncode == 2 and "secp256k1" in run.stderr and not (tmp_path / "s.cbor").exists()

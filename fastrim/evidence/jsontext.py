@@ -1,6 +1,8 @@
-"""JSON from files fastrim is given (--expected rows, JWK trust anchors),
-parsed with a nesting limit: a file nested 50,000 deep must be a clear input
-error, not a RecursionError deep inside the parser."""
+"""JSON from files fastrim is given (--expected rows, JWK trust anchors,
+CoMID reference values), parsed with a nesting limit: a file nested 50,000
+deep must be a clear input error, not a RecursionError deep inside the
+parser. An object holding a key twice is refused: json keeps the last,
+another reader may keep the first."""
 
 import itertools
 import json
@@ -25,6 +27,21 @@ def loads(text, source, code):
     if depth(text) > MAX_DEPTH:
         raise InputError(f"{source} nests deeper than {MAX_DEPTH} levels", code=code)
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_distinct)
+    except _Duplicate as exc:
+        raise InputError(f"{source} has an object with the key {exc.args[0]!r} twice", code=code) from None
     except ValueError:
         raise InputError(f"{source} is not JSON", code=code) from None
+
+
+class _Duplicate(ValueError):
+    pass
+
+
+def _distinct(pairs):
+    found = {}
+    for key, value in pairs:
+        if key in found:
+            raise _Duplicate(key)
+        found[key] = value
+    return found

@@ -73,11 +73,20 @@ def read_refvals(path, keys=()):
         data = read_bounded(path, MAX_REFVALS_SIZE)
     except FastrimError as exc:
         raise _bad(path, exc.args[0]) from None
-    if data.lstrip()[:1] == b"{":
-        rims = _comid_json_rims(path, jsontext.loads(data.decode("utf-8", "replace"), f"--refvals {path}",
-                                                     "input.bad_refvals"))
-    else:
-        rims = _corim_rims(path, data, keys)
+    text = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark before JSON
+    try:
+        if text.lstrip()[:1] == b"{":
+            if keys:
+                raise _bad(path, "is CoMID JSON, which carries no signature, and --refvals-key asks for one")
+            rims = _comid_json_rims(path, jsontext.loads(text.decode("utf-8", "replace"), f"--refvals {path}",
+                                                         "input.bad_refvals"))
+        else:
+            rims = _corim_rims(path, data, keys)
+    except FastrimError:
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+        # Every shape is checked on the way; this is the net under a hostile file's other shapes.
+        raise _bad(path, f"is not a CCA realm CoRIM or CoMID ({type(exc).__name__}: {exc})") from None
     if not rims:
         raise _bad(path, f"no reference-value triple with a {RIM_KEY} measurement")
     return rims
@@ -107,10 +116,10 @@ def _corim_rims(path, data, keys):
     corim = top.value
     profile = corim.get(_CORIM_PROFILE)
     profile = profile.value if isinstance(profile, cbor2.CBORTag) and profile.tag == TAG_URI else profile
-    if profile is not None and profile != PROFILE:
+    if profile != PROFILE:
         raise _bad(path, f"has profile {profile!r}, not the CCA realm profile {PROFILE}")
     rims = []
-    for tag in corim.get(_CORIM_TAGS) or ():
+    for tag in _list(path, corim.get(_CORIM_TAGS), "its tags"):
         if isinstance(tag, cbor2.CBORTag) and tag.tag == TAG_COMID and isinstance(tag.value, bytes):
             rims += _comid_rims(path, _strict(path, tag.value, "CoMID"))
     return rims
@@ -137,16 +146,25 @@ def _comid_rims(path, comid):
     if not isinstance(comid, Mapping) or not isinstance(comid.get(_COMID_TRIPLES), Mapping):
         raise _bad(path, "holds a CoMID without triples")
     rims = []
-    for triple in comid[_COMID_TRIPLES].get(_REFERENCE_TRIPLES) or ():
+    for triple in _list(path, comid[_COMID_TRIPLES].get(_REFERENCE_TRIPLES), "its reference-value triples"):
         if not (isinstance(triple, (list, tuple)) and len(triple) == 2 and isinstance(triple[1], (list, tuple))):
             raise _bad(path, "holds a reference-value triple that is not [environment, measurements]")
         environment, measurements = triple
         digests = [m[_MVAL].get(_DIGESTS) for m in measurements if isinstance(m, Mapping)
                    and m.get(_MKEY) == RIM_KEY and isinstance(m.get(_MVAL), Mapping)]
-        class_id = _class_id(environment)
+        class_id = _class_id(path, environment)
         rims.append(_triple_rim(path, [(d[0], d[1]) for entries in digests for d in _pairs(path, entries)],
                                 class_id))
     return rims
+
+
+def _list(path, value, what):
+    """value as a list (None: empty); a usage error when it is something else."""
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise _bad(path, f"has {what} as a {type(value).__name__}, not an array")
+    return value
 
 
 def _pairs(path, entries):
@@ -156,14 +174,19 @@ def _pairs(path, entries):
     return entries
 
 
-def _class_id(environment):
+def _class_id(path, environment):
+    """The RIM a class-id names (tagged bytes), or None for a class-id of another kind, or none."""
     import cbor2
 
-    try:
-        class_id = environment[_ENV_CLASS][_CLASS_ID]
-    except (KeyError, TypeError, IndexError):
+    if not isinstance(environment, Mapping):
+        raise _bad(path, "has a reference-value environment that is not a map")
+    named = environment.get(_ENV_CLASS)
+    class_id = named.get(_CLASS_ID) if isinstance(named, Mapping) else None
+    if not (isinstance(class_id, cbor2.CBORTag) and class_id.tag == TAG_BYTES):
         return None
-    return class_id.value if isinstance(class_id, cbor2.CBORTag) and class_id.tag == TAG_BYTES else None
+    if not isinstance(class_id.value, bytes):
+        raise _bad(path, "has a tagged-bytes class-id that does not hold bytes")
+    return class_id.value
 
 
 def _triple_rim(path, digests, class_id):
@@ -174,6 +197,8 @@ def _triple_rim(path, digests, class_id):
     if len(digests) != 1:
         raise _bad(path, f"has a {RIM_KEY} with {len(digests)} digests, not one")
     alg, rim = digests[0]
+    if isinstance(alg, bool) or not isinstance(alg, (int, str)):
+        raise _bad(path, f"has a {RIM_KEY} digest whose hash algorithm is {alg!r}, not an IANA id or name")
     algorithm = _BY_IANA_ID.get(alg) if isinstance(alg, int) else BY_IANA_NAME.get(alg)
     if algorithm is None or algorithm.rmm_hash_algo is None:
         raise _bad(path, f"has a {RIM_KEY} digest with hash algorithm {alg!r}, not sha-256, sha-384 or sha-512")
@@ -213,7 +238,7 @@ def _comid_json_rims(path, doc):
     if not isinstance(triples, dict):
         raise _bad(path, "has no triples (a CoRIM template names no reference values: give its CoMIDs)")
     rims = []
-    for triple in triples.get("reference-values") or ():
+    for triple in _list(path, triples.get("reference-values"), "reference-values"):
         if not isinstance(triple, dict) or not isinstance(triple.get("measurements"), list):
             raise _bad(path, "has a reference value without measurements")
         digests = []
@@ -223,10 +248,10 @@ def _comid_json_rims(path, doc):
                 continue
             key = measurement.get("key")
             if isinstance(key, dict) and key.get("value") == RIM_KEY:
-                digests += [_json_digest(path, d) for d in value.get("digests") or ()]
+                digests += [_json_digest(path, d) for d in _list(path, value.get("digests"), "digests")]
             registers = value.get("integrity-registers")  # the older form: rim among rem0..3
             if isinstance(registers, dict) and isinstance(registers.get("rim"), dict):
-                digests += [_json_digest(path, d) for d in registers["rim"].get("value") or ()]
+                digests += [_json_digest(path, d) for d in _list(path, registers["rim"].get("value"), "rim")]
         environment = triple.get("environment") if isinstance(triple.get("environment"), dict) else {}
         rims.append(_triple_rim(path, digests, _json_class_id(path, environment)))
     return rims
@@ -234,7 +259,8 @@ def _comid_json_rims(path, doc):
 
 def _json_class_id(path, environment):
     """The RIM an environment names: class.id of type bytes, or (older form) instance."""
-    for holder in ((environment.get("class") or {}).get("id"), environment.get("instance")):
+    named_class = environment.get("class")
+    for holder in ((named_class.get("id") if isinstance(named_class, dict) else None), environment.get("instance")):
         if isinstance(holder, dict) and holder.get("type") == "bytes":
             return _b64(path, holder.get("value"))
     return None
@@ -242,10 +268,13 @@ def _json_class_id(path, environment):
 
 # ---- out -------------------------------------------------------------------
 
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/fastrim/refvals")
+
+
 def _identity(rims, rpv):
-    """A UUID from the content: the same RIMs give the same tag-id."""
-    digest = hashlib.sha256(b"".join(rim for _, rim in rims) + b"rpv" + (rpv or b"")).digest()
-    return uuid.UUID(bytes=digest[:16], version=5)
+    """A name-based UUID (version 5) of the content: the same RIMs give the same tag-id."""
+    name = ";".join(f"{algorithm.iana_id}:{rim.hex()}" for algorithm, rim in rims) + f";rpv:{(rpv or b'').hex()}"
+    return uuid.uuid5(_NAMESPACE, name)
 
 
 def corim(rims, rpv=None):
@@ -292,19 +321,27 @@ def comid_json(rims, rpv=None):
     return json.dumps(doc, indent=2) + "\n"
 
 
+SIGNER = "fastrim"
+
+
 def sign(corim_bytes, private_key):
     """corim_bytes (a tagged CoRIM) as a signed CoRIM: COSE_Sign1 (tag 18),
-    ES256/ES384/ES512 by the key's curve, content type application/rim+cbor."""
+    ES256/ES384/ES512 by the key's curve, whose protected header holds what
+    Veraison requires: alg, content type application/rim+cbor, kid (the
+    SHA-256 of the public key's SubjectPublicKeyInfo) and corim-meta (the
+    signer's name). Deterministic ECDSA (RFC 6979): the same bytes each time."""
     import cbor2
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, utils
 
-    from .token import COSE_ALGS
-
-    alg, (hash_type, _, size) = next((alg, spec) for alg, spec in COSE_ALGS.items()
-                                     if isinstance(private_key.curve, spec[1]))
-    protected = cbor2.dumps({1: alg, 3: CONTENT_TYPE}, canonical=True)
+    alg, hash_type, size = _cose_alg(private_key)
+    spki = private_key.public_key().public_bytes(serialization.Encoding.DER,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+    meta = cbor2.dumps({0: {0: SIGNER}}, canonical=True)  # corim-meta: {signer: {signer-name}}
+    protected = cbor2.dumps({1: alg, 3: CONTENT_TYPE, 4: hashlib.sha256(spki).digest(), 8: meta}, canonical=True)
     to_be_signed = cbor2.dumps(["Signature1", protected, b"", corim_bytes])
-    r, s = utils.decode_dss_signature(private_key.sign(to_be_signed, ec.ECDSA(hash_type())))
+    der = private_key.sign(to_be_signed, ec.ECDSA(hash_type(), deterministic_signing=True))
+    r, s = utils.decode_dss_signature(der)
     signature = r.to_bytes(size, "big") + s.to_bytes(size, "big")
     return cbor2.dumps(cbor2.CBORTag(TAG_SIGN1, [protected, {}, corim_bytes, signature]))
 
@@ -328,7 +365,17 @@ def load_signing_key(path):
             key = serialization.load_pem_private_key(raw, password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ValueError("not an EC private key")
+        _cose_alg(key)
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"--sign {path} is not a usable EC private key: {exc}", code="input.bad_key") from None
     return key
 
+
+def _cose_alg(private_key):
+    """(COSE alg, hash, bytes of r and of s) for the key's curve; ValueError for a curve COSE's ECDSA lacks."""
+    from .token import COSE_ALGS
+
+    for alg, (hash_type, curve, size) in COSE_ALGS.items():
+        if isinstance(private_key.curve, curve):
+            return alg, hash_type, size
+    raise ValueError(f"curve {private_key.curve.name} is not P-256, P-384 or P-521")
