@@ -154,14 +154,15 @@ def replay_bytes(context, data, defer_busy=False):
         outcome.error = exc
         return outcome
     outcome.vm_version, outcome.realm = decoded.vm_version, decoded.realm
-    outcome.images = _named_images(decoded, log, context.refs)
     if not cca.is_cca_log(log):
+        outcome.images = _named_images(decoded, log, context.refs)
         outcome.error = LogFormatError(
             "this is a TPM event log with no Arm CCA realm events: `fastrim replay` shows its PCRs",
             code="log.no_realm_create")
         return outcome
     outcome.result = replay_rim(decoded, context.refs, options=context.options, caches=context.caches,
                                 impl=context.impl, defer_busy=defer_busy)
+    outcome.images = _named_images(decoded, log, context.refs)  # after the replay: it may have indexed them
     outcome.error = outcome.result.error
     return outcome
 

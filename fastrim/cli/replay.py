@@ -43,7 +43,7 @@ def _rim(args, data):
     from ..verifier import Context, LogSource, Settings, verify
 
     directory = cache_dir(args)
-    refs = RefStore(args.refs, cache_dir=directory) if args.refs else None
+    refs = RefStore(args.refs, cache_dir=directory, index=()) if args.refs else None  # hashed as the log asks
     settings = Settings(refs, replay_options(args), directory, limits(args))
     verdict = verify(Context.from_settings(settings),
                      LogSource(args.log, data, expected=ExpectedSource(sidecars=False)))

@@ -65,7 +65,7 @@ def run(args):
         input_file(args.parser, "--token", args.token)
     keys, endorsed = platform_keys(args), endorsements(args)
     directory = cache_dir(args)
-    refs = RefStore(args.refs, cache_dir=directory)
+    refs = RefStore(args.refs, cache_dir=directory, index=())  # what the log needs, hashed when it asks
     settings = Settings(refs, replay_options(args), directory, limits(args), platform_keys=keys,
                         endorsements=endorsed)
     source = LogSource(args.log, expected=ExpectedSource(args.rim, args.token))

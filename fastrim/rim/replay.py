@@ -263,9 +263,9 @@ class _Located(NamedTuple):
 def _replay_image(how, alg, rim, step, result):
     """The RIM after one image, from the memo when this step was seen before.
     The image must be a vetted reference even then: a hit only skips hashing."""
-    image, ref = step.image, None
+    image, ref, after = step.image, None, None
     if image.digest is not None:
-        ref = step.refs.find(alg, image.digest) if step.refs is not None else None
+        ref, after = _find_ref(how, alg, rim, step, result) if step.refs is not None else (None, None)
         if ref is None:
             raise ReferenceImageError(
                 f"no reference image for {image.description} with digest {image.digest.hex()}",
@@ -280,14 +280,48 @@ def _replay_image(how, alg, rim, step, result):
     result.images.append((image, ref))
     memo = how.caches.steps
     key = step_key(alg, rim, image.base, image.size, image.digest) if memo is not None else None
-    after = memo.get(key) if key is not None else None
-    if after is not None:
-        result.memo_hits += 1
-        return after
-    after = _hash_image(how, alg, rim, step, ref, result)
+    if after is None:  # not measured while it was found
+        after = memo.get(key) if key is not None else None
+        if after is not None:
+            result.memo_hits += 1
+            return after
+        after = _hash_image(how, alg, rim, step, ref, result)
     if key is not None and after is not BUSY:
         memo.put(key, after)
     return after
+
+
+def _find_ref(how, alg, rim, step, result):
+    """(the reference image of a logged digest, the RIM after it or None).
+    When the store has not hashed the files of the image's size with alg
+    yet and this step is in no cache, each such file is measured from the
+    logged base while its whole-file digest is computed beside it (two
+    cores, one read of the file): the one whose digest is the logged one
+    gives the RIM at once. Otherwise the store hashes them (find)."""
+    refs, image = step.refs, step.image
+    ref = refs.find(alg, image.digest)
+    if ref is not None or not refs.candidates(alg, image.size) or _step_cached(how, alg, rim, image):
+        return ref if ref is not None else refs.find(alg, image.digest, image.size), None
+    for candidate in refs.candidates(alg, image.size):
+        with refs.open(candidate) as data:
+            after, _, contents, digest = data.measure_with_digest(how.impl, alg, rim, image.base,
+                                                                  how.caches.content is not None)
+        result.bytes_hashed += image.size
+        refs.learn(candidate, alg, digest)
+        if digest == image.digest:
+            if how.caches.content is not None:
+                how.caches.content.put((alg, image.digest, image.base % GRANULE_SIZE), contents)
+            return candidate, after
+    return None, None
+
+
+def _step_cached(how, alg, rim, image):
+    """True when the step memo or the content cache holds this image step."""
+    memo, cache = how.caches.steps, how.caches.content
+    if memo is not None and memo.get(step_key(alg, rim, image.base, image.size, image.digest)) is not None:
+        return True
+    key = (alg, image.digest, image.base % GRANULE_SIZE)
+    return cache is not None and cache.get(key, granule_span(image.base, image.size)[1]) is not None
 
 
 def _hash_image(how, alg, rim, step, ref, result):

@@ -1,5 +1,11 @@
 """Reference stage: the verifier's own known-good images, found by the digest
-the log records (SHA-256 or SHA-512 of the whole file).
+the log records (SHA-256, SHA-384 or SHA-512 of the whole file).
+
+What is hashed, and when, is the caller's choice: every file with every RIM
+algorithm up front (ALL_IMAGES, `fastrim index`), the (algorithm, size)
+pairs some logs need (batch), or nothing up front (verify): then find(alg,
+digest, size) hashes, with that algorithm only, just the files of the size
+the log records for the image, and keeps what it learnt in the index.
 
 The index of digests is kept under the cache directory, authenticated with
 the cache key (a forged or damaged index is rebuilt, never trusted), and
@@ -18,6 +24,7 @@ import logging
 import os
 import stat
 import tempfile
+import threading
 from typing import NamedTuple
 
 from ..algorithms import BY_NAME, BY_TCG_ID, RIM_ALGORITHMS
@@ -43,70 +50,81 @@ class RefImage(NamedTuple):
     path: str
     size: int
     stamp: tuple  # (size, mtime_ns, ctime_ns, inode) when it was hashed
-    digests: dict  # TCG algorithm id -> digest of the whole file, for each RIM algorithm
+    digests: dict  # TCG algorithm id -> digest of the whole file, for the RIM algorithms hashed so far
 
 
-def _digests_of_fd(fd, algorithms):
-    """{TCG algorithm id: digest} of what fd reads, to its end."""
+ALL_IMAGES = "all"  # RefStore(index=...): every file, every RIM algorithm
+
+
+def _digests_of_fd(fd, algorithms, offset=None):
+    """{TCG algorithm id: digest} of what fd reads, to its end (from offset
+    with pread, leaving the file position alone, when offset is given)."""
     hashes = {a.tcg_id: a.new() for a in algorithms}
-    while chunk := read_fd(fd, _CHUNK):
+    while chunk := (read_fd(fd, _CHUNK) if offset is None else os.pread(fd, _CHUNK, offset)):
+        if offset is not None:
+            offset += len(chunk)
         for h in hashes.values():
             h.update(chunk)
     return {alg: h.digest() for alg, h in hashes.items()}
 
 
-def _hash_file(path):
-    """{TCG algorithm id: digest} of a regular file for every RIM algorithm,
-    or None when it cannot be read or is not a regular file."""
+def _hash_file(work):
+    """{TCG algorithm id: digest} of a regular file for some RIM algorithms
+    (work: (path, TCG ids)), or None when it cannot be read or is not a
+    regular file."""
+    path, algs = work
     try:
         fd, _ = open_regular(path)
     except OSError:
         return None
     try:
-        return _digests_of_fd(fd, RIM_ALGORITHMS)
+        return _digests_of_fd(fd, [_RIM_IDS[alg] for alg in algs])
     except OSError:
         return None
     finally:
         os.close(fd)
 
 
-def _hash_files(paths, jobs):
-    """The digests of each file, in order, as they come."""
-    if jobs <= 1 or len(paths) <= 1:
-        yield from map(_hash_file, paths)
+def _hash_files(work, jobs):
+    """The digests of each (path, algorithms), in order, as they come."""
+    if jobs <= 1 or len(work) <= 1:
+        yield from map(_hash_file, work)
         return
     import concurrent.futures  # here: a one-log verify should not pay for its import
 
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
-        yield from pool.map(_hash_file, paths)
+    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
+        yield from pool.map(_hash_file, work)
 
 
 def _indexed_digests(entry, stamp):
-    """The digests an index entry holds for a file with this stamp; None
-    when the entry is missing, stale or not what this version writes."""
+    """The digests (of some RIM algorithms) an index entry holds for a file
+    with this stamp; empty when the entry is missing, stale or not what this
+    version writes."""
     try:
         if entry is None or tuple(entry[0]) != stamp or len(entry) != 2:
-            return None
+            return {}
         digests = {BY_NAME[name].tcg_id: bytes.fromhex(value) for name, value in entry[1].items()}
     except (KeyError, TypeError, ValueError, AttributeError):
-        return None
-    return digests if set(digests) == set(_RIM_IDS) else None
+        return {}
+    return digests if set(digests) <= set(_RIM_IDS) else {}
 
 
 class RefStore:
-    """The images under root, indexed by digest. progress, when given, is
-    called as progress(files, bytes) before new or changed files are hashed
-    and returns something with advance(nbytes=) and close() (run.progress)."""
+    """The images under root, indexed by digest. index says what to hash now
+    (see ensure: ALL_IMAGES, the default, or nothing); find(alg, digest,
+    size) hashes more when a log asks. progress, when given, is
+    called as progress(files, bytes) before files are hashed and returns
+    something with advance(nbytes=) and close() (run.progress)."""
 
-    def __init__(self, root, cache_dir=None, jobs=1, progress=None):
+    def __init__(self, root, cache_dir=None, jobs=1, progress=None, index=ALL_IMAGES):
         self.root = self._checked_root(root)
         name = hashlib.sha256(self.root.encode()).hexdigest()[:32]
         self.index_path = os.path.join(cache_dir, "refs", name + ".idx") if cache_dir else None
         self._key = cachekey.cache_key() if cache_dir else None
-        self.hashed = self.hashed_bytes = 0  # files (and their bytes) hashed by the last refresh
+        self.hashed = self.hashed_bytes = 0  # files (and their bytes) hashed for the index since listed
         self._images = {}
         self._by_digest = {}
-        self.refresh(jobs, progress)
+        self.refresh(jobs, progress, index)
 
     @staticmethod
     def _checked_root(root):
@@ -149,41 +167,70 @@ class RefStore:
                 if stat.S_ISREG(st.st_mode):  # a FIFO, device or socket is no image, and reading it could hang
                     yield os.path.relpath(path, self.root), path, st.st_size, _stamp(st)
 
-    def _hash_all(self, paths, jobs):
-        """The digests of each file, in order, as they come (None: unreadable)."""
-        return _hash_files(paths, jobs)
+    def _hash_all(self, work, jobs):
+        """The digests of each (path, algorithms), in order, as they come (None: unreadable)."""
+        return _hash_files(work, jobs)
 
-    def refresh(self, jobs=1, progress=None):
-        """List the store; hash only new files and those whose stamp changed,
-        in `jobs` processes when there are several (largest first)."""
+    def refresh(self, jobs=1, progress=None, index=ALL_IMAGES):
+        """List the store (keeping the indexed digests of files whose stamp
+        is unchanged), then hash what index asks and the index lacks, in
+        `jobs` processes when there are several (largest first)."""
         known = self._load_index()
-        images, stale = {}, []
-        for name, path, size, stamp in self._listing():
-            digests = _indexed_digests(known.get(name), stamp)
-            if digests is not None:
-                images[name] = RefImage(name, path, size, stamp, digests)
-            else:
-                stale.append((name, path, size, stamp))
-        stale.sort(key=lambda item: -item[2])
+        self._images = {name: RefImage(name, path, size, stamp, _indexed_digests(known.get(name), stamp))
+                        for name, path, size, stamp in self._listing()}
+        self._index_digests()
         self.hashed = self.hashed_bytes = 0
-        bar = progress(len(stale), sum(item[2] for item in stale)) if progress and stale else None
-        for (name, path, size, stamp), digests in zip(stale, self._hash_all([item[1] for item in stale], jobs)):
+        if not self.ensure(index, jobs, progress) and set(known) != set(self._images):
+            self._save_index()
+
+    def ensure(self, needs, jobs=1, progress=None):
+        """Hash the files needs asks for that the index lacks, and keep them
+        in the index: needs is ALL_IMAGES, or a set of TCG algorithm ids
+        (every file, with those) and (algorithm, size) pairs (the files of
+        that size, with that algorithm). True when anything was hashed."""
+        work = []
+        for image in self._images.values():
+            algs = [alg for alg in _RIM_IDS if alg not in image.digests
+                    and (needs == ALL_IMAGES or alg in needs or (alg, image.size) in needs)]
+            if algs:
+                work.append((image, algs))
+        if not work:
+            return False
+        work.sort(key=lambda item: -item[0].size)
+        bar = progress(len(work), sum(image.size for image, _ in work)) if progress else None
+        hashed = self._hash_all([(image.path, algs) for image, algs in work], jobs)
+        for (image, _), digests in zip(work, hashed):
             if bar is not None:
-                bar.advance(nbytes=size)
-            if digests is not None:  # None: it vanished or cannot be read, and is left out
-                images[name] = RefImage(name, path, size, stamp, digests)
-                self.hashed += 1
-                self.hashed_bytes += size
+                bar.advance(nbytes=image.size)
+            if digests is None:  # it vanished or cannot be read: left out
+                self._images.pop(image.name, None)
+                continue
+            image.digests.update(digests)
+            self.hashed += 1
+            self.hashed_bytes += image.size
         if bar is not None:
             bar.close()
-        images = dict(sorted(images.items()))
-        self._images = images
+        self._index_digests()
+        self._save_index()
+        return True
+
+    def candidates(self, alg, size):
+        """The files of this size whose alg digest is not known yet."""
+        return [image for image in self._images.values() if image.size == size and alg not in image.digests]
+
+    def learn(self, image, alg, digest):
+        """Keep a digest computed outside ensure (while the image was measured)."""
+        image.digests[alg] = digest
+        self.hashed += 1
+        self.hashed_bytes += image.size
+        self._index_digests()
+        self._save_index()
+
+    def _index_digests(self):
         self._by_digest = {}
-        for image in images.values():
+        for image in self._images.values():
             for alg, digest in image.digests.items():
                 self._by_digest.setdefault((alg, digest), image)
-        if self.hashed or set(known) != set(images):
-            self._save_index()
 
     def _save_index(self):
         if self.index_path is None:
@@ -191,8 +238,8 @@ class RefStore:
         doc = {
             "root": self.root,
             "files": {
-                i.name: [list(i.stamp), {BY_TCG_ID[alg].name: d.hex() for alg, d in i.digests.items()}]
-                for i in self._images.values()
+                name: [list(i.stamp), {BY_TCG_ID[alg].name: d.hex() for alg, d in sorted(i.digests.items())}]
+                for name, i in sorted(self._images.items())
             },
         }
         body = json.dumps(doc).encode()
@@ -206,8 +253,14 @@ class RefStore:
     def __len__(self):
         return len(self._images)
 
-    def find(self, alg, digest):
-        return self._by_digest.get((alg, bytes(digest)))
+    def find(self, alg, digest, size=None):
+        """The image with this digest; with size, the files of that size whose
+        alg digest is not known yet are hashed first (with alg only)."""
+        found = self._by_digest.get((alg, bytes(digest)))
+        if found is None and size is not None and self.candidates(alg, size):
+            self.ensure({(alg, size)})
+            found = self._by_digest.get((alg, bytes(digest)))
+        return found
 
     def open(self, ref):
         """ref's file, open for measuring (an ImageFile, a context manager)."""
@@ -244,8 +297,9 @@ class ImageFile:
         ref.changed when the file is not the one indexed or changes meanwhile."""
         try:
             if self._stamp != self.ref.stamp:  # touched since it was indexed: its bytes must still be those
-                alg0, digest = next(iter(self.ref.digests.items()))
-                if self._stamp[0] != self.ref.size or _digests_of_fd(self._fd, [_RIM_IDS[alg0]])[alg0] != digest:
+                alg0, digest = next(iter(self.ref.digests.items()), (None, None))
+                if alg0 is None or self._stamp[0] != self.ref.size or \
+                        _digests_of_fd(self._fd, [_RIM_IDS[alg0]])[alg0] != digest:
                     raise self._changed("changed after it was indexed")
             try:
                 measured = impl.rim_file(alg, rim, self._fd, self.ref.size, base, keep_contents)
@@ -257,6 +311,43 @@ class ImageFile:
             raise FileError(f"cannot read reference image {self.ref.name}: {exc.strerror or exc}",
                             code="io.unreadable") from None
         return measured
+
+    def measure_with_digest(self, impl, alg, rim, base, keep_contents):
+        """measure, with the file's alg digest computed beside it (hashlib
+        and the C core both let go of the GIL): (rim, granules, contents,
+        digest). The caller checks the digest before it trusts the rest."""
+        digesting = _Digesting(self._fd, alg)
+        try:
+            measured = self.measure(impl, alg, rim, base, keep_contents)
+        finally:
+            try:
+                digest = digesting.result()
+            except OSError as exc:
+                raise FileError(f"cannot read reference image {self.ref.name}: {exc.strerror or exc}",
+                                code="io.unreadable") from None
+        return (*measured, digest)
+
+
+class _Digesting:
+    """The whole-file digest of an open file computed in a thread (pread:
+    the file position is left alone), beside the caller's own reading."""
+
+    def __init__(self, fd, alg):
+        self._result = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(fd, alg), daemon=True)
+        self._thread.start()
+
+    def _run(self, fd, alg):
+        try:
+            self._result = _digests_of_fd(fd, [_RIM_IDS[alg]], offset=0)[alg]
+        except OSError as exc:
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 def _digest(alg, data):
@@ -274,13 +365,17 @@ class MemoryRefStore:
         self._digest = digest
         self._by_digest = {}
 
-    def find(self, alg, digest):
+    def find(self, alg, digest, size=None):
         if alg not in self._by_digest and alg in _RIM_IDS:
             self._by_digest[alg] = {}
             for name, data in self._data.items():
                 ref = RefImage(name, None, len(data), None, {})
                 self._by_digest[alg].setdefault(self._digest(alg, data), ref)
         return self._by_digest.get(alg, {}).get(bytes(digest))
+
+    def candidates(self, alg, size):
+        """None to hash: find computes each algorithm's digests of every image at once."""
+        return []
 
     def open(self, ref):
         return MemoryImage(self._data[ref.name])
@@ -315,7 +410,7 @@ class ObjectRefStore(RefStore):
     def __init__(self, root, objects, cache_dir=None, progress=None):
         self.objects = objects
         self.fetch_dir = os.path.join(cache_dir, "objects") if cache_dir else None
-        super().__init__(root, cache_dir, 1, progress)
+        super().__init__(root, cache_dir, 1, progress, index=ALL_IMAGES)  # the client indexes, workers fetch
 
     def _checked_root(self, root):
         if not self.objects.exists(root):
@@ -326,16 +421,16 @@ class ObjectRefStore(RefStore):
         for name, (url, size, stamp) in self.objects.find(self.root).items():
             yield name, url, size, (size, stamp)
 
-    def _hash_all(self, urls, jobs):
+    def _hash_all(self, work, jobs):
         with tempfile.TemporaryDirectory(prefix="fastrim-index-") as scratch:
-            for url in urls:
+            for url, algs in work:
                 local = os.path.join(scratch, "object")
                 try:
                     self.objects.download(url, local)
                 except FileError:
                     yield None
                     continue
-                yield _hash_file(local)
+                yield _hash_file((local, algs))
                 os.unlink(local)
 
     def open(self, ref):
