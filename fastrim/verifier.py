@@ -51,6 +51,7 @@ class Settings:
     platform_keys: tuple = ()
     objects: ObjectStore = ObjectStore()  # how to read the logs, sidecars and images named by URLs
     endorsements: object = None  # evidence.refvals.Endorsements from --refvals; None: no endorsement check
+    golden: object = None  # rim.explain.GoldenLogs from --golden: a failing log's row says where it diverges
 
     def __post_init__(self):
         self.limits.checked()
@@ -72,6 +73,7 @@ class Context:
     limits: Limits = Limits()
     objects: ObjectStore = ObjectStore()
     endorsements: object = None  # evidence.refvals.Endorsements
+    golden: object = None  # rim.explain.GoldenLogs
 
     def __post_init__(self):
         self.impl = self.impl or select.active
@@ -87,7 +89,7 @@ class Context:
         caches, impl = Caches.open(settings.cache_dir), settings.backend_module()
         impl.choose_kernels(settings.cache_dir)  # the fastest granule kernels here, measured once per CPU
         return cls(settings.refs, settings.options, caches, impl, keys, settings.limits, settings.objects,
-                   settings.endorsements)
+                   settings.endorsements, settings.golden)
 
 
 class LogSource(NamedTuple):
@@ -113,6 +115,7 @@ class Verdict:
     rim_source: str = None  # where expected_rim came from: given, token, token-sidecar or sidecar
     endorsed: bool = None  # the replayed RIM is in the --refvals set; None: no set, or no RIM
     endorsed_by: str = None  # the --refvals file that endorses it
+    explain: str = None  # with --golden, for a failing log: where it diverges from its configuration's golden log
     vm_version: object = None  # log.cca.VmVersion
     realm: object = None  # log.cca.RealmCreate
     images: list = field(default_factory=list)  # (log.cca.ImageLoad, store.refs.RefImage or None)
@@ -183,6 +186,7 @@ def verify(context, source, defer_busy=False):
     a cache entry comes back busy (with the work done so far) instead."""
     started = time.perf_counter()
     verdict = Verdict(source.name or source.path, ERROR, backend=context.impl.NAME)
+    data = None
     try:
         attested = read_attested(source.expected, source.path, context.platform_keys, context.objects)
         verdict.expected_rim, verdict.rim_source, verdict.token = attested.rim, attested.source, attested.token
@@ -207,8 +211,19 @@ def verify(context, source, defer_busy=False):
         verdict.status, verdict.error_code, verdict.error = ERROR, exc.code, exc
         where = f" (at byte offset {exc.offset})" if exc.offset is not None else ""
         verdict.detail = f"{exc.args[0]}{where}"
+    if context.golden is not None and verdict.status in (FAIL, ERROR) and not verdict.busy and data is not None:
+        verdict.explain = _explain(context, data)
     verdict.elapsed_ms = (time.perf_counter() - started) * 1000
     return verdict
+
+
+def _explain(context, data):
+    """Where the log in data diverges from its configuration's golden log (None: it does not decode, or has none)."""
+    try:
+        log = cca.decode(tcg.parse(data, max_event_size=context.limits.max_event_size, impl=context.impl))
+    except FastrimError:
+        return None
+    return context.golden.explain(log)
 
 
 def _fill(verdict, outcome):

@@ -8,7 +8,7 @@ import sys
 from .. import __version__
 from ..backend import select
 from ..errors import FastrimError, ResultsNotWritten
-from . import batch, bench, fleet, index, parse, refvals, replay, verify
+from . import batch, bench, explain, fleet, index, parse, refvals, replay, report, verify
 from .common import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_TABLE
 
 
@@ -26,7 +26,7 @@ def build_parser():
     parser.add_argument("-q", "--quiet", action="store_true", default=False,
                         help="print only errors on stderr (no progress, summary or warnings)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (parse, replay, verify, batch, index, refvals):
+    for command in (parse, replay, verify, batch, index, refvals, report, explain):
         command.add_parser(sub)
     fleet.add_parsers(sub)
     bench.add_parser(sub)

@@ -75,6 +75,13 @@ def add_parser(sub):
     p.add_argument("--log-timeout", type=int_in(1, 7 * 24 * 3600), default=600, metavar="SECONDS",
                    help="a worker that makes no progress on a log for this long is killed, and the log's row "
                    "says internal.timeout; the other logs finish (default %(default)s)")
+    p.add_argument("--golden", metavar="DIR",
+                   help="golden logs (*.log, *.bin), one per configuration: every failing log's row gets an explain "
+                   "column naming its first divergence from the golden log with the same VMM and image "
+                   "descriptions, when there is one (default: none)")
+    p.add_argument("--report", metavar="OUT.html",
+                   help="also write the run's report page (as `fastrim report` would from --out); needs --out, a local "
+                   "file (default: none)")
     p.add_argument("--strict", action="store_true",
                    help="an 'unverified' log (no attested RIM) fails the run: exit 1 (default: off)")
     add_attestation_options(p)
@@ -229,6 +236,8 @@ def run(args):
     objects = ObjectStore(args.storage_options)
     if not args.out and not args.jsonl:
         args.parser.error("give --out FILE, --jsonl or both")
+    if args.report and (not args.out or is_url(args.out)):
+        args.parser.error("--report reads the results back: give --out FILE too, a local file or directory")
     _check_outputs(args, objects)
     check_jobs(args)
     roots = unique_roots(args.logs)
@@ -244,6 +253,7 @@ def run(args):
         if args.expected and not is_url(args.expected):
             input_file(args.parser, "--expected", args.expected)
         keys, endorsed = platform_keys(args), endorsements(args)
+        golden = _golden(args)
         logs = discover(roots, objects)
         if not logs:
             args.parser.error(f"no *.log or *.bin files under {', '.join(roots)}: nothing to verify")
@@ -254,7 +264,7 @@ def run(args):
     outputs = Outputs(args.out, args.jsonl, args.ear, tuple(args.argv), show_progress=not args.quiet)
     executor = _executor(args, outputs)
     try:
-        return _verify_all(args, logs, (keys, endorsed, expected, started, objects), executor, outputs)
+        return _verify_all(args, logs, (keys, endorsed, golden, expected, started, objects), executor, outputs)
     finally:
         executor.close()
 
@@ -271,9 +281,31 @@ def _check_outputs(args, objects):
             problem = f"cannot be listed: {exc}"
         if problem is not None:
             args.parser.error(f"--out {args.out} {problem}")
-    files = [(option, path) for option, path in (("--out", args.out), ("--ear", args.ear))
+    files = [(option, path) for option, path in (("--out", args.out), ("--ear", args.ear), ("--report", args.report))
              if path and not is_url(path) and not (option == "--out" and is_dataset(path))]
     check_outputs(args.parser, files)
+
+
+def _golden(args):
+    """The --golden logs (rim.explain.GoldenLogs), each checked to decode; None without the option."""
+    if not args.golden:
+        return None
+    from ..log import cca, tcg
+    from ..rim.explain import GoldenLogs
+    from ..run.batch import discover
+
+    input_dir(args.parser, "--golden", args.golden)
+    logs = []
+    for log_file in discover([args.golden]):
+        try:
+            data = tcg.read_log(log_file.path, args.max_log_size)
+            cca.decode(tcg.parse(data, max_event_size=args.max_event_size))
+        except FastrimError as exc:
+            args.parser.error(f"--golden {log_file.path} does not decode: {exc}")
+        logs.append((log_file.name, data))
+    if not logs:
+        args.parser.error(f"--golden {args.golden}: no *.log or *.bin files")
+    return GoldenLogs(logs)
 
 
 def _refuse_ambiguous_names(args, logs, expected):
@@ -311,18 +343,23 @@ def _executor(args, outputs):
 def _verify_all(args, logs, inputs, executor, outputs):
     from ..verifier import Settings
 
-    keys, endorsed, expected, started, objects = inputs
+    keys, endorsed, golden, expected, started, objects = inputs
     directory = cache_dir(args)
     refs, indexing = _index(args, directory, outputs, objects)
     settings = Settings(refs, replay_options(args), directory, limits(args), platform_keys=keys, objects=objects,
-                        endorsements=endorsed)
+                        endorsements=endorsed, golden=golden)
     impl = settings.backend_module()
     log.info("backend %s, hash kernels %s; content cache and step memo: %s", impl.NAME,
              ", ".join(f"{a.name} {impl.hash_kernel(a.tcg_id)}" for a in RIM_ALGORITHMS),
              directory or "off")
     summary = run_batch(logs, settings, executor, outputs, expected)
+    if args.report:
+        from ..output.report import report
+        from .report import write_report
+
+        write_report(args.report, report(args.out))
     whole = time.perf_counter() - started
-    where = f"; results in {args.out}" if args.out else ""
+    where = (f"; results in {args.out}" if args.out else "") + (f", report in {args.report}" if args.report else "")
     if not args.quiet:
         print(f"fastrim: {summary.line()}; the run took {whole:.2f} s, {indexing:.2f} s of it indexing{where}",
               file=sys.stderr)

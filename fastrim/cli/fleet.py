@@ -5,7 +5,7 @@ import os
 import tempfile
 
 from .batch import Outputs, run_batch
-from .common import EXIT_FAILED, EXIT_OK, add_jobs_option, check_jobs, command, float_in, int_in
+from .common import EXIT_FAILED, EXIT_OK, add_jobs_option, check_jobs, check_outputs, command, float_in, int_in
 
 MAX_VMS = 1_000_000
 MAX_SCALE = 4.0  # images 4x realistic sizes: a few GiB in memory already
@@ -33,13 +33,15 @@ def add_parsers(sub):
     _add_fleet_options(p, vms=100, scale=1.0)
     p.set_defaults(parser=p, run=run_synth)
 
-    p = command(sub, "demo", "synth + batch + summary, in a temporary directory",
+    p = command(sub, "demo", "synth + batch + report, in a temporary directory",
                 "Generate a synthetic fleet, verify it twice with batch (cold and warm cache), show a row of "
-                "each kind and check every verdict against the fleet's manifest. Everything lives in a "
-                "temporary directory, removed at the end.",
-                ["fastrim demo", "fastrim demo --vms 1000 --scale 1 --jobs 2"])
+                "each kind, check every verdict against the fleet's manifest, and write the run's report page "
+                "(--report). Everything else lives in a temporary directory, removed at the end.",
+                ["fastrim demo", "fastrim demo --vms 1000 --scale 1 --jobs 2 --report /tmp/demo.html"])
     _add_fleet_options(p, vms=200, scale=0.25)
     add_jobs_option(p, "worker processes")
+    p.add_argument("--report", default="fastrim-demo-report.html", metavar="OUT.html",
+                   help="where the report page of the run goes (default: %(default)s, here)")
     p.set_defaults(parser=p, run=run_demo)
 
 
@@ -77,6 +79,7 @@ def run_demo(args):
     from ..verifier import Settings
 
     check_jobs(args)
+    check_outputs(args.parser, [("--report", args.report)])
     with tempfile.TemporaryDirectory(prefix="fastrim-demo-") as work:
         print(f"Generating a synthetic fleet of {args.vms} realms (seed {args.seed}) ...")
         manifest = fleet.generate(work, vms=args.vms, seed=args.seed, tamper=args.tamper, scale=args.scale)
@@ -107,4 +110,10 @@ def run_demo(args):
             return EXIT_FAILED
         print(f"\nAll {len(manifest)} verdicts match the fleet's manifest. Results: {len(by_log)} rows written "
               f"to a Parquet file ({os.path.getsize(out):,} bytes), removed with the demo directory.")
+        from ..output.report import report
+        from .report import write_report
+
+        write_report(args.report, report(out))
+        print(f"The run's report page: {os.path.abspath(args.report)} (open it in a browser; "
+              f"`fastrim report RESULTS --html OUT.html` makes one from any batch's results).")
     return EXIT_OK
