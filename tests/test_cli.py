@@ -97,9 +97,11 @@ def test_synth_writes_a_fleet_and_refuses_a_used_directory(tmp_path):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_demo_runs_the_main_job_end_to_end(backend):
-    run = fastrim("demo", "--vms", 30, "--scale", 0.004, "--jobs", 2, backend=backend)
+def test_demo_runs_the_main_job_end_to_end(backend, tmp_path):
+    page = tmp_path / "demo.html"
+    run = fastrim("demo", "--vms", 30, "--scale", 0.004, "--jobs", 2, "--report", page, backend=backend)
     assert run.returncode == 0, run.stdout + run.stderr
+    assert f"The run's report page: {page}" in run.stdout and 'id="chart-verdicts"' in page.read_text()
     assert "All 30 verdicts match the fleet's manifest" in run.stdout
     for case in ("clean", "wrong_address", "unvetted_image", "wrong_rim", "truncated", "missing_sidecar"):
         assert case in run.stdout

@@ -27,7 +27,7 @@ OPTIONS = {
               ["{logs}", "--refs", "{refs}", "--jsonl", "--cache-dir", "{cache}"]),
     "index": (["--jobs"], ["{refs}", "--cache-dir", "{cache}"]),
     "synth": (["--vms", "--seed"], ["{new}", "--vms", "3", "--scale", "0.001"]),
-    "demo": (["--vms", "--seed", "--jobs"], ["--vms", "3", "--scale", "0.001", "--jobs", "1"]),
+    "demo": (["--vms", "--seed", "--jobs"], ["--vms", "3", "--scale", "0.001", "--jobs", "1", "--report", "{new}.html"]),
     "bench": (["--mib", "--repeat"], ["--mib", "1", "--repeat", "1", "--algo", "sha256"]),
 }
 FLOAT_OPTIONS = {"synth": ["--tamper", "--scale"], "demo": ["--tamper", "--scale"]}
@@ -80,6 +80,7 @@ def inputs(tmp_path_factory):
 
 def _cases(root, backend):
     where = {"log": str(root / "logs" / "vm.log"), "logs": str(root / "logs"), "refs": str(root / "refs")}
+    (root / backend).mkdir(exist_ok=True)  # where synth's new directories and demo's report pages go
     cases = []
     for command, (options, base) in OPTIONS.items():
         for option in options:
