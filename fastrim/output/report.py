@@ -283,8 +283,9 @@ def html_page(numbers):
     """The page, built from report()'s numbers only."""
     meta = numbers["source"]
     status = numbers["status"]
+    hashed = numbers["bytes_hashed"]
     cards = [("logs", numbers["logs"])] + [(s, status[s]) for s in STATUSES] + [
-        ("GB hashed", numbers["bytes_hashed"] / 1e9),
+        ("GB hashed", hashed / 1e9) if hashed >= 1e9 else ("MB hashed", hashed / 1e6),
         ("logs / worker-s", numbers["logs_per_worker_second"] or 0)]
     elapsed = numbers["elapsed_ms"]
     hist = [(f"{low:.3g}–{high:.3g} ms", count) for low, high, count in elapsed["histogram"]]
