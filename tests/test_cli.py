@@ -78,7 +78,8 @@ def test_unreadable_log_and_usage_errors(tmp_path):
 def test_help_explains_the_commands():
     run = fastrim("--help")
     assert run.returncode == 0
-    for command in ("parse", "replay", "verify", "batch", "index", "synth", "demo", "bench"):
+    for command in ("parse", "replay", "verify", "batch", "index", "refvals", "report", "explain", "synth", "demo",
+                    "bench"):
         assert command in run.stdout
     assert "exit status" in run.stdout
     batch_help = fastrim("batch", "--help").stdout

@@ -293,7 +293,8 @@ def test_quiet_and_verbose_after_the_command(audit, tmp_path):
 
 
 def test_every_command_explains_itself_with_examples():
-    for command in ("parse", "replay", "verify", "batch", "index", "synth", "demo", "bench"):
+    for command in ("parse", "replay", "verify", "batch", "index", "refvals", "report", "explain", "synth", "demo",
+                    "bench"):
         run = fastrim(command, "--help")
         assert run.returncode == 0 and "examples:" in run.stdout and "exit status:" in run.stdout, command
         assert "default" in run.stdout, command

@@ -36,8 +36,8 @@ def run(args):
 
     try:
         numbers = report.report(args.results, args.baseline)
-    except (OSError, ValueError) as exc:  # not a results file pyarrow or json can read
-        args.parser.error(f"cannot read the results: {exc}")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # not a batch's results
+        args.parser.error(f"cannot read the results (a batch's Parquet or JSON lines): {type(exc).__name__}: {exc}")
     write_report(args.html, numbers, args.json)
     if not args.quiet:
         print(f"fastrim: report of {numbers['logs']:,} logs in {args.html}", file=sys.stderr)
