@@ -126,6 +126,11 @@ def run_batch(logs, settings, executor, outputs, expected=None):
     from ..run.progress import Progress
 
     _warn_without_attested_rim(logs, expected or {}, settings.platform_keys, outputs)
+    impl = settings.backend_module()
+    impl.choose_kernels(settings.cache_dir)  # here first: the workers read the choice, and the metadata names it
+    log.info("backend %s, hash kernels %s; content cache and step memo: %s", impl.NAME,
+             ", ".join(f"{a.name} {impl.hash_kernel(a.tcg_id)}" for a in RIM_ALGORITHMS),
+             settings.cache_dir or "off")
     sinks = Sinks(outputs.out, outputs.ear, _metadata(outputs, settings), settings.objects)
     progress = Progress(len(logs)) if outputs.show_progress else None
     in_order = batch.InOrder(logs) if outputs.jsonl else None
@@ -348,10 +353,6 @@ def _verify_all(args, logs, inputs, executor, outputs):
     refs, indexing = _index(args, directory, outputs, objects)
     settings = Settings(refs, replay_options(args), directory, limits(args), platform_keys=keys, objects=objects,
                         endorsements=endorsed, golden=golden)
-    impl = settings.backend_module()
-    log.info("backend %s, hash kernels %s; content cache and step memo: %s", impl.NAME,
-             ", ".join(f"{a.name} {impl.hash_kernel(a.tcg_id)}" for a in RIM_ALGORITHMS),
-             directory or "off")
     summary = run_batch(logs, settings, executor, outputs, expected)
     if args.report:
         from ..output.report import report
