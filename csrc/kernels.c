@@ -228,14 +228,16 @@ int fr_kernel_selected(uint16_t alg)
 {
     int a = alg_index(alg);
     if (a < 0) return -1;
-    if (selected[a] < 0 || !usable(selected[a], alg)) {
+    int k = selected[a]; /* read once: another thread may select meanwhile */
+    if (k < 0 || !usable(k, alg)) {
         static const char *const order[] = {"avx512", "sha-ni", "avx2"};
-        selected[a] = OPENSSL;
-        for (size_t i = 0; i < sizeof(order) / sizeof(order[0]) && selected[a] == OPENSSL; i++)
-            for (int k = 0; k < N_KERNELS; k++)
-                if (strcmp(KERNELS[k].name, order[i]) == 0 && usable(k, alg)) selected[a] = k;
+        k = OPENSSL;
+        for (size_t i = 0; i < sizeof(order) / sizeof(order[0]) && k == OPENSSL; i++)
+            for (int j = 0; j < N_KERNELS; j++)
+                if (strcmp(KERNELS[j].name, order[i]) == 0 && usable(j, alg)) k = j;
+        selected[a] = k;
     }
-    return selected[a];
+    return k;
 }
 
 int fr_kernel_granules(int k, uint16_t alg, const uint8_t *const *src, size_t n, uint8_t *out)

@@ -252,13 +252,20 @@ int64_t fr_rim_chain(uint16_t alg, uint8_t *rim, uint64_t ipa0, uint64_t n,
  * The handler is installed once for the process; a SIGBUS that is not ours
  * goes to the handler that was there before (faulthandler's, say). */
 static _Thread_local sigjmp_buf *mapping_guard;
+static _Thread_local const uint8_t *guarded_start, *guarded_end; /* the mapping it guards */
 static struct sigaction previous_sigbus;
 static int sigbus_installed;
 static pthread_once_t sigbus_once = PTHREAD_ONCE_INIT;
 
 static void on_sigbus(int sig, siginfo_t *info, void *context)
 {
-    if (mapping_guard) siglongjmp(*mapping_guard, 1);
+    /* Only a fault on the guarded mapping (a page the file no longer has)
+     * jumps: a SIGBUS sent by kill() or raised elsewhere could land while
+     * this thread holds the chain pipeline's lock. */
+    const uint8_t *at = info ? (const uint8_t *)info->si_addr : NULL;
+    if (mapping_guard && info && (info->si_code == BUS_ADRERR || info->si_code == BUS_OBJERR) &&
+        at >= guarded_start && at < guarded_end)
+        siglongjmp(*mapping_guard, 1);
     if (previous_sigbus.sa_flags & SA_SIGINFO) {
         previous_sigbus.sa_sigaction(sig, info, context);
     } else if (previous_sigbus.sa_handler != SIG_DFL && previous_sigbus.sa_handler != SIG_IGN) {
@@ -297,6 +304,8 @@ int64_t fr_rim_file(uint16_t alg, uint8_t *rim, int fd, uint64_t img_len,
     uint8_t start[MEASUREMENT_SIZE];
     memcpy(start, rim, MEASUREMENT_SIZE);
     if (sigsetjmp(jump, 1) == 0) {
+        guarded_start = map;
+        guarded_end = (const uint8_t *)map + img_len;
         mapping_guard = &jump;
         result = fr_rim_data(alg, rim, map, img_len, base, contents_out);
     } else {

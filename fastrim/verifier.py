@@ -221,9 +221,9 @@ def _explain(context, data):
     """Where the log in data diverges from its configuration's golden log (None: it does not decode, or has none)."""
     try:
         log = cca.decode(tcg.parse(data, max_event_size=context.limits.max_event_size, impl=context.impl))
+        return context.golden.explain(log)
     except FastrimError:
         return None
-    return context.golden.explain(log)
 
 
 def _fill(verdict, outcome):

@@ -114,3 +114,10 @@ def test_batch_golden_explains_every_failing_log(tampered, tmp_path):
             assert row["explain"].endswith("no step differs"), row
     bad = fastrim("batch", root / "logs", "--refs", root / "refs", "--jsonl", "--golden", tmp_path / "nowhere")
     assert bad.returncode == 2 and "--golden" in bad.stderr
+
+
+def test_a_description_from_the_log_cannot_drive_the_terminal():
+    evil = synth.Image("K\x1b[2J\x1b[32mOK", synth.RAM_BASE + (2 << 20), b"x" * 5000)
+    divergence = first_divergence(_decoded(dataclasses.replace(SPEC, images=SPEC.images + (evil,))), _decoded(SPEC))
+    text = describe(divergence)
+    assert "\x1b" not in text and "\\x1b" in text, text

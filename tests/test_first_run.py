@@ -45,3 +45,21 @@ def test_a_fresh_verify_hashes_only_the_logs_images_with_its_algorithm(tmp_path,
     again = RefStore(refs_dir, cache_dir=str(cache), index=())  # what was learnt is kept
     assert again.find(algorithm.tcg_id, algorithm.new(KERNEL).digest()).name == "kernel.bin"
     assert again.hashed == 0
+
+
+def test_a_same_size_file_that_vanishes_or_changes_after_listing_is_skipped(tmp_path, impl):
+    refs_dir = tmp_path / "refs"
+    refs_dir.mkdir()
+    (refs_dir / "a-other.bin").write_bytes(DECOY)  # listed first, the kernel's size
+    (refs_dir / "b-gone.bin").write_bytes(DECOY[::-1])
+    (refs_dir / "kernel.bin").write_bytes(KERNEL)
+    spec = synth.RealmSpec(images=(synth.Image("KERNEL", synth.RAM_BASE, KERNEL),), log_base=synth.RAM_BASE + (4 << 20))
+    log = tmp_path / "vm.log"
+    log.write_bytes(synth.write_log(spec))
+    store = RefStore(refs_dir, cache_dir=str(tmp_path / "cache"), index=())
+    (refs_dir / "a-other.bin").write_bytes(b"rewritten" * 100)  # changed since it was listed
+    (refs_dir / "b-gone.bin").unlink()
+    verdict = verify(Context.from_settings(Settings(store, cache_dir=str(tmp_path / "cache"), backend=impl.NAME)),
+                     LogSource(str(log)))
+    assert (verdict.status, verdict.error_code) == ("unverified", None), verdict.detail
+    assert [ref.name for _, ref in verdict.images if ref is not None] == ["kernel.bin"]

@@ -310,7 +310,7 @@ def _golden(args):
         logs.append((log_file.name, data))
     if not logs:
         args.parser.error(f"--golden {args.golden}: no *.log or *.bin files")
-    return GoldenLogs(logs)
+    return GoldenLogs(logs, args.max_event_size)
 
 
 def _refuse_ambiguous_names(args, logs, expected):

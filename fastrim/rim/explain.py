@@ -28,7 +28,9 @@ class Divergence(NamedTuple):
 
 
 def label(record):
-    return _FIELDS[type(record)][0](record)
+    """The step's name; an image's description comes from the log, so anything unprintable in it is escaped."""
+    text = _FIELDS[type(record)][0](record)
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def first_divergence(log, golden):
@@ -72,7 +74,7 @@ def _show(value):
         return value.hex()
     if isinstance(value, int) and not isinstance(value, bool) and value > 9:
         return hex(value)
-    return repr(value) if isinstance(value, str) else str(value)
+    return ascii(value) if isinstance(value, str) else str(value)
 
 
 class GoldenLogs:
@@ -83,8 +85,9 @@ class GoldenLogs:
     steps that differ. Plain data (the logs' bytes), decoded once per
     process when first asked."""
 
-    def __init__(self, logs):
+    def __init__(self, logs, max_event_size):
         self.logs = tuple(logs)  # (name, bytes)
+        self.max_event_size = max_event_size  # as the logs were checked with
         self._by_key = None
 
     def __len__(self):
@@ -94,10 +97,11 @@ class GoldenLogs:
         from ..log import tcg
         from ..log.cca import decode
 
-        self._by_key = {}
+        by_key = {}
         for name, data in self.logs:
-            golden = decode(tcg.parse(data))
-            self._by_key.setdefault(configuration_key(golden), []).append((name, golden))
+            golden = decode(tcg.parse(data, max_event_size=self.max_event_size))
+            by_key.setdefault(configuration_key(golden), []).append((name, golden))
+        self._by_key = by_key
 
     def explain(self, log):
         """One sentence on where decoded log diverges from the closest golden

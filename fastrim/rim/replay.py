@@ -13,7 +13,7 @@ from typing import NamedTuple, Optional
 from ..algorithms import rim_algorithm
 from ..backend import select
 from ..backend.contract import DESC_REC, DESC_RIPAS, GRANULE_SIZE, MEASUREMENT_SIZE, descriptor, granule_span
-from ..errors import FastrimError, LogFormatError, OptionError, ReferenceImageError, check_int
+from ..errors import FastrimError, FileError, LogFormatError, OptionError, ReferenceImageError, check_int
 from ..log.cca import REALM_PARAMS, ImageLoad, InitRipas, RecCreate
 from ..store import NO_CACHES
 from ..store.content import BUSY
@@ -303,16 +303,19 @@ def _find_ref(how, alg, rim, step, result):
     if ref is not None or not refs.candidates(alg, image.size) or _step_cached(how, alg, rim, image):
         return ref if ref is not None else refs.find(alg, image.digest, image.size), None
     for candidate in refs.candidates(alg, image.size):
-        with refs.open(candidate) as data:
-            after, _, contents, digest = data.measure_with_digest(how.impl, alg, rim, image.base,
-                                                                  how.caches.content is not None)
+        try:
+            with refs.open(candidate) as data:
+                after, _, contents, digest = data.measure_with_digest(how.impl, alg, rim, image.base,
+                                                                      how.caches.content is not None)
+        except (ReferenceImageError, FileError):
+            continue  # gone, changed or unreadable since it was listed: find() below hashes it again, or drops it
         result.bytes_hashed += image.size
         refs.learn(candidate, alg, digest)
         if digest == image.digest:
             if how.caches.content is not None:
                 how.caches.content.put((alg, image.digest, image.base % GRANULE_SIZE), contents)
             return candidate, after
-    return None, None
+    return refs.find(alg, image.digest, image.size), None
 
 
 def _step_cached(how, alg, rim, image):

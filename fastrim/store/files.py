@@ -171,8 +171,14 @@ def same_file(a, b):
 
 
 def _new_file_mode():
-    umask = os.umask(0)
-    os.umask(umask)
+    """0o666 less the umask, read without setting it (os.umask sets it: two
+    threads doing so at once could leave it 0)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0o022)
+        os.umask(umask)
     return 0o666 & ~umask
 
 
@@ -190,7 +196,7 @@ class AtomicFile:
         if problem is not None:
             raise FileError(f"{path} {problem}", code="io.not_written")
         try:
-            self._mode = stat.S_IMODE(os.lstat(path).st_mode)
+            self._mode = stat.S_IMODE(os.lstat(path).st_mode) & 0o777  # never setuid, setgid or sticky
         except FileNotFoundError:
             self._mode = _new_file_mode()
         self.path = path

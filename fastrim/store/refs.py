@@ -325,6 +325,8 @@ class ImageFile:
             except OSError as exc:
                 raise FileError(f"cannot read reference image {self.ref.name}: {exc.strerror or exc}",
                                 code="io.unreadable") from None
+        if _stamp(os.fstat(self._fd)) != self._stamp:  # the digest may have read later bytes than the granules
+            raise self._changed("changed while it was hashed: what was computed is dropped")
         return (*measured, digest)
 
 
