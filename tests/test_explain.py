@@ -121,3 +121,11 @@ def test_a_description_from_the_log_cannot_drive_the_terminal():
     divergence = first_divergence(_decoded(dataclasses.replace(SPEC, images=SPEC.images + (evil,))), _decoded(SPEC))
     text = describe(divergence)
     assert "\x1b" not in text and "\\x1b" in text, text
+
+
+def test_two_identical_logs_do_not_diverge(tampered, tmp_path):
+    root, cases = tampered
+    _, golden = cases["wrong_address"]
+    run = fastrim("explain", root / "logs" / golden, "--golden", root / "logs" / golden, "--refs", root / "refs",
+                  cache=tmp_path)
+    assert run.returncode == 0 and run.stdout.startswith("the log and the golden log do not diverge"), run.stderr
