@@ -38,6 +38,7 @@ BY_TCG_ID = {a.tcg_id: a for a in ALGORITHMS}
 BY_NAME = {a.name: a for a in ALGORITHMS}
 BY_RMM = {a.rmm_hash_algo: a for a in ALGORITHMS if a.rmm_hash_algo is not None}
 BY_IANA_NAME = {a.iana_name: a for a in ALGORITHMS if a.iana_name is not None}
+BY_IANA_ID = {a.iana_id: a for a in ALGORITHMS if a.iana_id is not None}
 RIM_ALGORITHMS = tuple(BY_RMM.values())
 
 

@@ -20,7 +20,7 @@ import time
 
 from .. import __version__
 from .._native import ffi, lib
-from ..algorithms import BY_NAME, RIM_ALGORITHMS
+from ..algorithms import BY_NAME, BY_TCG_ID, RIM_ALGORITHMS
 from ..errors import FastrimError
 
 log = logging.getLogger("fastrim.kernels")
@@ -53,12 +53,8 @@ def self_test(name, alg):
     if not passed and lanes(name, alg) and (name, alg) not in _reported:
         _reported.add((name, alg))
         log.warning("hash kernel %s failed its self-test for %s on this CPU: it is not used", name,
-                    _alg_name(alg))
+                    BY_TCG_ID[alg].name)
     return passed
-
-
-def _alg_name(alg):
-    return next(a.name for a in RIM_ALGORITHMS if a.tcg_id == alg)
 
 
 def force(name):
@@ -108,7 +104,7 @@ def _select(alg, name):
 
 def measure(alg, name, granules=MEASURE_GRANULES, repeat=MEASURE_REPEAT):
     """Best seconds of kernel name hashing `granules` granules for alg."""
-    dlen = next(a.digest_size for a in RIM_ALGORITHMS if a.tcg_id == alg)
+    dlen = BY_TCG_ID[alg].digest_size
     data = ffi.new("uint8_t[]", bytes(range(256)) * (16 * granules))
     src = ffi.new("const uint8_t *[]", [data + 4096 * i for i in range(granules)])
     out = ffi.new("uint8_t[]", dlen * granules)

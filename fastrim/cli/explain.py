@@ -97,10 +97,10 @@ def explained(mine, golden, refs, error=None):
     log, verdict = mine
     divergence = first_divergence(log, golden_log)
     if divergence is None:
-        return {"diverges": False, "steps": len(log.steps), "rim": _hex(verdict.rim),
+        return {"diverges": False, "steps": len(log.steps), "rim": _jsonable(verdict.rim),
                 "detail": f"the log and the golden log do not diverge: {len(log.steps)} steps alike"
                           + (f", RIM {verdict.rim.hex()}" if verdict.rim else "")}
-    out = {"diverges": True, **{k: _jsonable(v) for k, v in divergence._asdict().items() if k not in ("value", "golden")},
+    out = {"diverges": True, **{k: v for k, v in divergence._asdict().items() if k not in ("value", "golden")},
            "log": _jsonable(divergence.value), "golden": _jsonable(divergence.golden),
            "detail": describe(divergence),
            "rim": _rim_after(verdict, divergence.step), "golden_rim": _rim_after(golden_verdict, divergence.step)}
@@ -120,15 +120,8 @@ def _rim_after(verdict, step):
     return verdict.steps[step][1].hex() if step < len(verdict.steps) else None
 
 
-def _hex(value):
-    return value.hex() if isinstance(value, bytes) else value
-
-
 def _jsonable(value):
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "_asdict"):
-        return {k: _jsonable(v) for k, v in value._asdict().items()}
-    return value
+    """value for JSON (output.jsonl's rules), a decoded record as a map of its fields."""
+    from ..output.jsonl import jsonable
+
+    return jsonable(value._asdict() if hasattr(value, "_asdict") else value)

@@ -23,7 +23,7 @@ import json
 import uuid
 from collections.abc import Mapping
 
-from ..algorithms import BY_IANA_NAME, BY_NAME
+from ..algorithms import BY_IANA_ID, BY_IANA_NAME
 from ..errors import FastrimError, InputError
 from ..store.files import read_bounded
 from . import jsontext
@@ -33,7 +33,6 @@ PROFILE = "tag:arm.com,2025:cca_realm#1.0.0"
 TAG_CORIM, TAG_COMID, TAG_URI, TAG_BYTES, TAG_SIGN1 = 501, 506, 32, 560, 18
 CONTENT_TYPE = "application/rim+cbor"
 MAX_REFVALS_SIZE = 16 << 20
-_BY_IANA_ID = {a.iana_id: a for a in BY_NAME.values() if a.iana_id is not None}
 # CoRIM / CoMID map keys (draft-ietf-rats-corim)
 _CORIM_ID, _CORIM_TAGS, _CORIM_PROFILE = 0, 1, 3
 _COMID_IDENTITY, _COMID_TRIPLES, _TAG_ID = 1, 4, 0
@@ -48,9 +47,6 @@ class Endorsements:
 
     def __init__(self, by_rim=None):
         self.by_rim = dict(by_rim or {})  # RIM as the file holds it -> the file
-
-    def __len__(self):
-        return len(self.by_rim)
 
     def add(self, rims, source):
         for rim in rims:
@@ -199,7 +195,7 @@ def _triple_rim(path, digests, class_id):
     alg, rim = digests[0]
     if isinstance(alg, bool) or not isinstance(alg, (int, str)):
         raise _bad(path, f"has a {RIM_KEY} digest whose hash algorithm is {alg!r}, not an IANA id or name")
-    algorithm = _BY_IANA_ID.get(alg) if isinstance(alg, int) else BY_IANA_NAME.get(alg)
+    algorithm = BY_IANA_ID.get(alg) if isinstance(alg, int) else BY_IANA_NAME.get(alg)
     if algorithm is None or algorithm.rmm_hash_algo is None:
         raise _bad(path, f"has a {RIM_KEY} digest with hash algorithm {alg!r}, not sha-256, sha-384 or sha-512")
     if len(rim) not in RIM_SIZES or len(rim) < algorithm.digest_size:

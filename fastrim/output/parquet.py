@@ -74,7 +74,6 @@ class ParquetParts:
 
     def __init__(self, directory, metadata, published=None):
         self.directory = directory
-        self.count = 0
         self._metadata = metadata
         self._published = published
         self._parts = []
@@ -85,7 +84,6 @@ class ParquetParts:
             path = os.path.join(self.directory, f"part-{len(self._parts):05d}.parquet")
             self._current = ParquetRows(path, self._metadata)
         self._current.add(row)
-        self.count += 1
         if self._current.count >= PART_ROWS:
             self._finish_part()
 

@@ -204,53 +204,54 @@ def _e(value):
     return html.escape("" if value is None else str(value))
 
 
+ROW = 22  # pixels per bar
+
+
+def _figure(chart_id, title, rows, body, width, caption=""):
+    """An SVG chart of `rows` bars drawn by body (SVG elements), in a figure with its caption."""
+    height = ROW * max(1, rows) + 10
+    drawn = "".join(body) or '<text x="10" y="20">none</text>'
+    return (f'<figure><svg id="{chart_id}" role="img" aria-label="{_e(title)}" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" font-size="11" '
+            f'font-family="DejaVu Sans, Arial, sans-serif">{drawn}</svg>'
+            f'<figcaption>{_e(title)}{caption}</figcaption></figure>')
+
+
 def _bars(chart_id, title, items, width=520, colors=None, unit=""):
-    """A horizontal bar chart (SVG) of (label, value) items."""
+    """A horizontal bar chart of (label, value) items."""
     items = items[:TOP]
     top = max((value for _, value in items), default=0) or 1
-    row, label_w = 22, 210
-    height = row * max(1, len(items)) + 10
-    parts = [f'<svg id="{chart_id}" role="img" aria-label="{_e(title)}" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" font-size="11" '
-             f'font-family="DejaVu Sans, Arial, sans-serif">']
+    label_w = 210
+    body = []
     for k, (label, value) in enumerate(items):
-        y = 5 + k * row
+        y = 5 + k * ROW
         bar = (width - label_w - 70) * value / top
         color = (colors or {}).get(label, "#1565c0")
         text = label if len(str(label)) <= 32 else str(label)[:31] + "…"
-        parts.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end">{_e(text)}</text>'
-                     f'<rect x="{label_w}" y="{y + 3}" width="{bar:.1f}" height="{row - 8}" fill="{color}"/>'
-                     f'<text x="{label_w + bar + 5:.1f}" y="{y + 14}">{_e(_fmt(value))}{unit}</text>')
-    if not items:
-        parts.append('<text x="10" y="20">none</text>')
-    parts.append("</svg>")
-    return f'<figure>{"".join(parts)}<figcaption>{_e(title)}</figcaption></figure>'
+        body.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end">{_e(text)}</text>'
+                    f'<rect x="{label_w}" y="{y + 3}" width="{bar:.1f}" height="{ROW - 8}" fill="{color}"/>'
+                    f'<text x="{label_w + bar + 5:.1f}" y="{y + 14}">{_e(_fmt(value))}{unit}</text>')
+    return _figure(chart_id, title, len(items), body, width)
 
 
 def _stacked(chart_id, title, configs, width=520):
     """Verdicts per configuration: one stacked bar each."""
     configs = configs[:TOP]
     top = max((c["logs"] for c in configs), default=0) or 1
-    row, label_w = 22, 120
-    height = row * max(1, len(configs)) + 10
-    parts = [f'<svg id="{chart_id}" role="img" aria-label="{_e(title)}" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" font-size="11" '
-             f'font-family="DejaVu Sans, Arial, sans-serif">']
+    label_w = 120
+    body = []
     for k, config in enumerate(configs):
-        y, x = 5 + k * row, label_w
-        parts.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end">{config["id"]}</text>')
+        y, x = 5 + k * ROW, label_w
+        body.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end">{config["id"]}</text>')
         for status in STATUSES:
             w = (width - label_w - 50) * config["status"][status] / top
             if w:
-                parts.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{row - 8}" '
-                             f'fill="{COLORS[status]}"><title>{status}: {config["status"][status]}</title></rect>')
+                body.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{w:.1f}" height="{ROW - 8}" '
+                            f'fill="{COLORS[status]}"><title>{status}: {config["status"][status]}</title></rect>')
                 x += w
-        parts.append(f'<text x="{x + 5:.1f}" y="{y + 14}">{config["logs"]}</text>')
-    if not configs:
-        parts.append('<text x="10" y="20">none</text>')
-    parts.append("</svg>")
+        body.append(f'<text x="{x + 5:.1f}" y="{y + 14}">{config["logs"]}</text>')
     legend = " ".join(f'<span style="color:{COLORS[s]}">■</span> {s}' for s in STATUSES)
-    return f'<figure>{"".join(parts)}<figcaption>{_e(title)} — {legend}</figcaption></figure>'
+    return _figure(chart_id, title, len(configs), body, width, caption=f" — {legend}")
 
 
 def _fmt(value):

@@ -47,13 +47,12 @@ def first_divergence(log, golden):
         if type(a) is not type(b):
             return Divergence(index, label(b), "event", label(a), label(b), mine.offset, theirs.offset)
         for name in _FIELDS[type(a)][1]:
-            if getattr(a, name) != getattr(b, name):
-                field = name
-                if name == "gprs":
-                    field = f"gprs[{next(i for i, (x, y) in enumerate(zip(a.gprs, b.gprs)) if x != y)}]"
-                value, other = (getattr(a, name), getattr(b, name)) if name != "gprs" else \
-                    (a.gprs[int(field[5:-1])], b.gprs[int(field[5:-1])])
-                return Divergence(index, label(b), field, value, other, mine.offset, theirs.offset)
+            value, other = getattr(a, name), getattr(b, name)
+            if value != other:
+                if name == "gprs":  # name the register
+                    i = next(i for i, (x, y) in enumerate(zip(value, other)) if x != y)
+                    name, value, other = f"gprs[{i}]", value[i], other[i]
+                return Divergence(index, label(b), name, value, other, mine.offset, theirs.offset)
     return None
 
 
@@ -89,9 +88,6 @@ class GoldenLogs:
         self.logs = tuple(logs)  # (name, bytes)
         self.max_event_size = max_event_size  # as the logs were checked with
         self._by_key = None
-
-    def __len__(self):
-        return len(self.logs)
 
     def _index(self):
         from ..log import tcg

@@ -300,9 +300,12 @@ def _find_ref(how, alg, rim, step, result):
     gives the RIM at once. Otherwise the store hashes them (find)."""
     refs, image = step.refs, step.image
     ref = refs.find(alg, image.digest)
-    if ref is not None or not refs.candidates(alg, image.size) or _step_cached(how, alg, rim, image):
-        return ref if ref is not None else refs.find(alg, image.digest, image.size), None
-    for candidate in refs.candidates(alg, image.size):
+    if ref is not None:
+        return ref, None
+    candidates = refs.candidates(alg, image.size)
+    if not candidates or _step_cached(how, alg, rim, image):
+        return refs.find(alg, image.digest, image.size), None
+    for candidate in candidates:
         try:
             with refs.open(candidate) as data:
                 after, _, contents, digest = data.measure_with_digest(how.impl, alg, rim, image.base,
