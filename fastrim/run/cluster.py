@@ -160,7 +160,7 @@ class DaskExecutor:
             for future, outcome in done:
                 shard = pending.pop(future)
                 if future.status != "error":
-                    yield from outcome
+                    yield from outcome.items
                 elif isinstance(future.exception(), distributed.KilledWorker):
                     yield from self._after_crash(shard, impl.NAME)
                 else:
@@ -171,9 +171,9 @@ class DaskExecutor:
             self.client.unregister_worker_plugin(name)
 
     def _submit(self, shard, name, worker):
-        from .daskworker import Shard, run_shard
+        from .daskworker import Opaque, run_shard
 
-        return self.client.submit(run_shard, Shard(shard), name, pure=False, workers=[worker],
+        return self.client.submit(run_shard, Opaque(shard), name, pure=False, workers=[worker],
                                   allow_other_workers=True)
 
     def _after_crash(self, shard, backend):
