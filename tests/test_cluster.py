@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from helpers import child_pids, fastrim, make_token, stable_rows
 
 from fastrim.fleetgen import fleet
-from fastrim.run.cluster import placed_shards, rendezvous
+from fastrim.run import cluster
+from fastrim.run.cluster import placed_shards, rendezvous, shard_key
 from fastrim.run.work import LogFile, Task
 
 pytest.importorskip("distributed", reason="the dask extra is part of the test install")
@@ -167,6 +168,21 @@ def test_shards_keep_a_configuration_together_and_rendezvous_is_stable(audit):
     kept = {k: w for k, w in choice.items() if w != workers[3]}
     assert {k: rendezvous(k, workers[:3]) for k in kept} == kept, "keys keep their worker when another leaves"
     assert len(set(choice.values())) == 4
+
+
+@pytest.mark.parametrize("head", [16, 600, 1 << 20])
+def test_a_shard_key_read_from_the_head_is_the_whole_logs(audit, monkeypatch, head):
+    """Placement frames only the log's first bytes; a head that cuts an event
+    reads the whole log, so every head gives the key of the whole log."""
+    root, manifest = audit
+    from fastrim.backend import select
+
+    clean = [w for w in manifest if w["case"] == "clean"]
+    logs = [LogFile(str(root / "logs" / w["log"]), str(root / "logs"), w["log"], 0) for w in clean]
+    whole = [shard_key(log_file, select.active) for log_file in logs]
+    assert len(set(whole)) == len({w["config"] for w in clean}), "one key per configuration"
+    monkeypatch.setattr(cluster, "PLACEMENT_HEAD", head)
+    assert [shard_key(log_file, select.active) for log_file in logs] == whole
 
 
 def test_ctrl_c_stops_a_cluster_run_and_writes_nothing(audit, tmp_path):

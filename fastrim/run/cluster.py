@@ -18,14 +18,17 @@ import uuid
 
 import xxhash
 
-from ..errors import FastrimError, OptionError
+from ..errors import FastrimError, LogFormatError, OptionError
 from ..log import cca, tcg
 from ..output.rows import internal_row
+from ..store import files
+from ..store.objects import is_url
 
 log = logging.getLogger("fastrim.batch")
 
 SHARDS_PER_WORKER = 4
 MIN_SHARD = 32  # logs: a shard's few ms of scheduling stay small next to its work
+PLACEMENT_HEAD = 8192  # bytes: a CCA log's events fill well under 1 KiB of its (QEMU: 64 KiB) region
 LOCAL_PREFIX = "local:"
 MAX_LOCAL_WORKERS = 256
 
@@ -51,16 +54,31 @@ def _dask():
 def shard_key(log_file, impl, objects=None):
     """xxh3 of the image digests the log's image events carry (of its path
     when it does not frame): a placement hint, so that one configuration's
-    logs meet. Framing alone, no decoding: the client does this for every log."""
+    logs meet. Framing alone, no decoding: the client does this for every log,
+    from the log's first PLACEMENT_HEAD bytes when its events end there."""
     try:
-        data = tcg.read_log(log_file.path, objects=objects)
-        framing = tcg.parse(data, impl=impl).framing
+        data = _head(log_file.path, objects)
+        try:
+            framing = tcg.parse(data, impl=impl).framing
+        except LogFormatError:
+            if len(data) < PLACEMENT_HEAD:
+                raise
+            data = tcg.read_log(log_file.path, objects=objects)  # its events go on past the head
+            framing = tcg.parse(data, impl=impl).framing
     except (FastrimError, OSError):
         return xxhash.xxh3_64_hexdigest(log_file.path.encode())
     view = memoryview(data)
     digests = sorted(bytes(view[d.offset : d.offset + d.size]) for event in framing.events
                      if event.type in cca.IMAGE_EVENT_TYPES for d in event.digests)
     return xxhash.xxh3_64_hexdigest(b"".join(digests))
+
+
+def _head(path, objects):
+    head = objects.read_head(path, PLACEMENT_HEAD) if objects is not None and is_url(path) else \
+        files.read_head(path, PLACEMENT_HEAD)
+    if head is None:
+        raise FileNotFoundError(path)
+    return head
 
 
 def placed_shards(tasks, impl, workers, objects=None):
