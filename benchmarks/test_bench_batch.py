@@ -1,6 +1,8 @@
 """fastrim batch on a 1,000-log synthetic fleet: cold and warm cache, the
 local pool with one and two worker processes, and a Dask cluster of two
-workers on this machine (local:2, started once, outside the figures). Each
+workers on this machine (local:2, started once, outside the figures; each
+worker's verifier process starts with the first run and is kept, with a new
+context for every run, as a long-lived client's would be). Each
 round is batch.run plus writing the Parquet file, in this process
 (interpreter start-up is not counted).
 

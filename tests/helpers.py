@@ -152,9 +152,10 @@ RUN_VOLATILE = {"elapsed_ms", "cache_hits", "memo_hits", "reused", "bytes_hashed
 
 
 def stable_rows(table, ignore=()):
-    """The rows of a results table (pyarrow) without the columns that differ
-    from run to run (and ignore's), by key: a file holds rows in the order
-    their logs finished."""
+    """The rows of a results table (pyarrow, or a list of row dicts) without
+    the columns that differ from run to run (and ignore's), by key: a file
+    holds rows in the order their logs finished."""
     drop = RUN_VOLATILE | set(ignore)
-    rows = [{k: v for k, v in row.items() if k not in drop} for row in table.to_pylist()]
+    rows = [{k: v for k, v in row.items() if k not in drop} for row in
+            (table if isinstance(table, list) else table.to_pylist())]
     return sorted(rows, key=lambda row: (row.get("root") or "", row["log"]))

@@ -201,3 +201,72 @@ def test_ctrl_c_stops_a_cluster_run_and_writes_nothing(audit, tmp_path):
     while any(os.path.exists(f"/proc/{pid}") for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert workers and not any(os.path.exists(f"/proc/{pid}") for pid in workers), "no worker left running"
+
+
+def _verifier_pids(client):
+    """The verifier processes of each Dask worker: the children of its forkserver."""
+    return {address: sorted(pid for server in child_pids(worker_pid, b"forkserver") for pid in child_pids(server))
+            for address, worker_pid in client.run(os.getpid).items()}
+
+
+def test_a_long_lived_client_keeps_the_verifiers_of_its_settings_between_runs(audit, tmp_path):
+    """Runs with the same settings use the verifier processes that the first
+    one started; other settings replace them; another client has its own;
+    close() leaves no plugin on a cluster that outlives the client."""
+    import dask
+    import distributed
+
+    from fastrim.run import batch as batch_run
+    from fastrim.run.cluster import DaskExecutor
+    from fastrim.store.refs import RefStore
+    from fastrim.verifier import Settings
+
+    root, manifest = audit
+    refs = RefStore(str(root / "refs"), cache_dir=str(tmp_path / "index"))
+    logs = batch_run.discover([str(root / "logs")])
+
+    def rows(executor, cache):
+        found = []
+        batch_run.run(logs, Settings(refs, cache_dir=str(tmp_path / cache)), executor, found.append)
+        return stable_rows(found)
+
+    def plugins(client):
+        return [name for names in client.run(lambda dask_worker: list(dask_worker.plugins)).values()
+                for name in names if name.startswith("fastrim-")]
+
+    with dask.config.set({"distributed.worker.daemon": False}), distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
+        executor = DaskExecutor(cluster.scheduler_address).connect()
+        try:
+            first, started = rows(executor, "a"), _verifier_pids(executor.client)
+            assert rows(executor, "a") == first and _verifier_pids(executor.client) == started
+            assert all(len(pids) == 1 for pids in started.values()) and len(started) == 2
+            assert len(plugins(executor.client)) == 2  # one per worker
+            assert rows(executor, "b") == first
+            replaced = _verifier_pids(executor.client)
+            assert all(len(pids) == 1 for pids in replaced.values()) and not set(sum(replaced.values(), [])) & set(
+                sum(started.values(), []))
+            assert len(plugins(executor.client)) == 2
+            with DaskExecutor(cluster.scheduler_address) as other_client:  # the same settings, its own plugin
+                assert rows(other_client, "b") == first and len(plugins(executor.client)) == 4
+            assert len(plugins(executor.client)) == 2 and rows(executor, "b") == first
+        finally:
+            executor.close()
+        with distributed.Client(cluster.scheduler_address) as client:
+            assert plugins(client) == []
+    assert len(first) == len(manifest)
+
+
+def test_a_kept_verifier_builds_a_new_context_for_each_run(monkeypatch):
+    """Every run starts with empty memos in memory, in a new worker or a kept one."""
+    from fastrim.run import work
+
+    built = []
+    monkeypatch.setattr(work.Context, "from_settings", classmethod(lambda cls, settings: built.append(settings) or
+                                                                   len(built)))
+    monkeypatch.setattr(work, "run_task", lambda context, task: (context, task.log))
+    run = work.task_runner("settings")
+    outcomes = [run(Task(LogFile(name, "", name, 0), run=tag)) for name, tag in
+                [("a", "night-1"), ("b", "night-1"), ("c", "night-2"), ("d", "night-2")]]
+    assert outcomes == [(1, outcomes[0][1]), (1, outcomes[1][1]), (2, outcomes[2][1]), (2, outcomes[3][1])]
+    assert built == ["settings", "settings"]

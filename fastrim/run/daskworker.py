@@ -21,7 +21,9 @@ from .work import task_runner
 
 
 class VerifierPlugin(WorkerPlugin):
-    """A worker's verifier process, started when the worker joins."""
+    """A worker's verifier process, started when the worker joins. The plugin
+    stays registered between runs with the same settings (run/cluster.py);
+    the process builds a new context at each run's first log (work.task_runner)."""
 
     def __init__(self, settings, private_cache=False):
         self.settings = settings  # what is pickled to the workers; the rest is made there
@@ -40,8 +42,8 @@ class VerifierPlugin(WorkerPlugin):
             self.pool = InlinePool(task_runner, (self.settings,))
         else:
             # Not a plain fork: a Dask worker has threads, whose locks a fork would copy mid-use. A
-            # forkserver (one per worker process, kept across runs, fastrim loaded in it) forks clean
-            # children fast: a run starts its verifier in milliseconds, not an interpreter's start.
+            # forkserver (one per worker process, fastrim loaded in it) forks clean children fast:
+            # a verifier that a log killed is back in milliseconds, not an interpreter's start.
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["fastrim.run.work", "fastrim.verifier"])
             self.pool = WorkerPool(1, task_runner, (self.settings,), context=context)
@@ -50,10 +52,11 @@ class VerifierPlugin(WorkerPlugin):
         if self.pool is not None:
             self.pool.close()
 
-    def verify(self, tasks):
+    def verify(self, tasks, run):
+        """The rows of tasks, a shard of the run named run."""
         backend = self.settings.backend_module().NAME
         with self.lock:
-            return list(pool_rows(self.pool, tasks, backend))
+            return list(pool_rows(self.pool, (task._replace(run=run) for task in tasks), backend))
 
 
 class Opaque:
@@ -71,7 +74,7 @@ class Opaque:
         return Opaque, (self.items,)
 
 
-def run_shard(shard, plugin_name):
-    """The rows (an Opaque list) of a shard (an Opaque list of tasks), from
-    the verifier of the worker it runs on."""
-    return Opaque(get_worker().plugins[plugin_name].verify(shard.items))
+def run_shard(shard, plugin_name, run):
+    """The rows (an Opaque list) of a shard (an Opaque list of tasks) of the
+    run named run, from the verifier of the worker it runs on."""
+    return Opaque(get_worker().plugins[plugin_name].verify(shard.items, run))

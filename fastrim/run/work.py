@@ -3,7 +3,6 @@ the Settings it is sent, then turn each Task into a result row. Every
 executor (local pool, a cluster) shares this, so rows are the same
 wherever they were made."""
 
-import functools
 from typing import NamedTuple, Optional
 
 from ..evidence.expected import ExpectedSource
@@ -24,10 +23,11 @@ class Task(NamedTuple):
     expected_rim: Optional[bytes] = None  # from --expected, else None: the worker reads the sidecars
     wait: bool = False  # False: give the log back rather than wait for another worker
     bytes_hashed: int = 0  # by earlier attempts that gave the log back
+    run: Optional[str] = None  # the run it belongs to, for a worker kept between runs (task_runner)
 
     def again(self, bytes_hashed):
         """This task, given back once: next time it waits for the entry it needs."""
-        return Task(self.log, self.expected_rim, True, self.bytes_hashed + bytes_hashed)
+        return self._replace(wait=True, bytes_hashed=self.bytes_hashed + bytes_hashed)
 
 
 class Deferred(NamedTuple):
@@ -37,8 +37,19 @@ class Deferred(NamedTuple):
 
 
 def task_runner(settings):
-    """The function a worker runs for each task, holding the context it builds here."""
-    return functools.partial(run_task, Context.from_settings(settings))
+    """The function a worker runs for each task, holding the context it builds
+    from settings. A worker kept between runs (a Dask worker's verifier)
+    builds it afresh when a task of another run comes, so that every run
+    starts with empty memos in memory, as a local pool's new workers do."""
+    current = {}  # run -> its context, for the latest run only
+
+    def run_in_context(task):
+        if task.run not in current:
+            current.clear()
+            current[task.run] = Context.from_settings(settings)
+        return run_task(current[task.run], task)
+
+    return run_in_context
 
 
 def run_task(context, task):
