@@ -138,6 +138,17 @@ def test_an_unreachable_scheduler_is_a_usage_error_before_any_work(audit, tmp_pa
     assert bad.returncode == 2 and "local:N needs N from 1" in bad.stderr
 
 
+def test_a_scheduler_without_workers_is_unavailable_before_any_work():
+    """Waiting for a first worker ends after the connect timeout, with the reason."""
+    import distributed
+
+    from fastrim.run.cluster import ClusterUnavailable, DaskExecutor
+
+    with distributed.LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
+        with pytest.raises(ClusterUnavailable, match="has no worker"):
+            DaskExecutor(cluster.scheduler_address, connect_timeout=1).connect()
+
+
 def test_without_dask_the_scheduler_option_names_the_extra(audit, tmp_path):
     root, _ = audit
     (tmp_path / "nodask").mkdir()

