@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pyarrow.parquet as pq
@@ -22,6 +23,7 @@ from fastrim.fleetgen import fleet
 from fastrim.run import cluster
 from fastrim.run.cluster import placed_shards, rendezvous, shard_key
 from fastrim.run.work import LogFile, Task
+from fastrim.verifier import Settings
 
 pytest.importorskip("distributed", reason="the dask extra is part of the test install")
 
@@ -184,7 +186,9 @@ def test_shards_keep_a_configuration_together_and_rendezvous_is_stable(audit):
 @pytest.mark.parametrize("head", [16, 600, 1 << 20])
 def test_a_shard_key_read_from_the_head_is_the_whole_logs(audit, monkeypatch, head):
     """Placement frames only the log's first bytes; a head that cuts an event
-    reads the whole log, so every head gives the key of the whole log."""
+    reads the whole log. (A head that ends just at an event's end, or in a
+    run of zero bytes, frames as a shorter log: a placement hint only, and
+    the 8 KiB head is far past the events of a CCA log.)"""
     root, manifest = audit
     from fastrim.backend import select
 
@@ -222,15 +226,15 @@ def _verifier_pids(client):
 
 def test_a_long_lived_client_keeps_the_verifiers_of_its_settings_between_runs(audit, tmp_path):
     """Runs with the same settings use the verifier processes that the first
-    one started; other settings replace them; another client has its own;
-    close() leaves no plugin on a cluster that outlives the client."""
+    one started; other settings replace them; another client has its own; a
+    plugin lost on the cluster is sent again; close() leaves no plugin on a
+    cluster that outlives the client, and closes even when it is gone."""
     import dask
     import distributed
 
     from fastrim.run import batch as batch_run
     from fastrim.run.cluster import DaskExecutor
     from fastrim.store.refs import RefStore
-    from fastrim.verifier import Settings
 
     root, manifest = audit
     refs = RefStore(str(root / "refs"), cache_dir=str(tmp_path / "index"))
@@ -261,8 +265,15 @@ def test_a_long_lived_client_keeps_the_verifiers_of_its_settings_between_runs(au
             with DaskExecutor(cluster.scheduler_address) as other_client:  # the same settings, its own plugin
                 assert rows(other_client, "b") == first and len(plugins(executor.client)) == 4
             assert len(plugins(executor.client)) == 2 and rows(executor, "b") == first
+            with distributed.Client(cluster.scheduler_address) as meddler:  # lost, as by a restarted scheduler
+                meddler.unregister_worker_plugin(*set(plugins(meddler)))
+            assert plugins(executor.client) == []  # the next run sends it again
+            assert rows(executor, "b") == first and len(plugins(executor.client)) == 2
+            with distributed.Client(cluster.scheduler_address) as meddler:
+                meddler.unregister_worker_plugin(*set(plugins(meddler)))
         finally:
-            executor.close()
+            executor.close()  # the plugin already gone: a warning, and the client still closes
+        assert executor.client is None
         with distributed.Client(cluster.scheduler_address) as client:
             assert plugins(client) == []
     assert len(first) == len(manifest)
@@ -281,3 +292,42 @@ def test_a_kept_verifier_builds_a_new_context_for_each_run(monkeypatch):
                 [("a", "night-1"), ("b", "night-1"), ("c", "night-2"), ("d", "night-2")]]
     assert outcomes == [(1, outcomes[0][1]), (1, outcomes[1][1]), (2, outcomes[2][1]), (2, outcomes[3][1])]
     assert built == ["settings", "settings"]
+
+
+def test_a_verifier_pool_that_fails_mid_shard_is_replaced(monkeypatch):
+    """A kept pool that raised may still hold tasks of its shard: it is
+    closed, and the next shard gets a new pool and only its own rows."""
+    from fastrim.run.daskworker import VerifierPlugin
+
+    class FailingPool:
+        closed = None
+
+        def submit(self, task):
+            pass
+
+        def results(self):
+            raise OSError("no process could be started")
+
+        def close(self, graceful=True):
+            FailingPool.closed = graceful
+
+    class EchoPool:
+        def __init__(self):
+            self.queue = []
+
+        def submit(self, task):
+            self.queue.append(task)
+
+        def results(self):
+            while self.queue:
+                task = self.queue.pop(0)
+                yield task, {"log": task.log.name, "run": task.run, "bytes_hashed": 0}
+
+    plugin = VerifierPlugin(Settings())
+    plugin.lock, plugin.pool = threading.Lock(), FailingPool()
+    monkeypatch.setattr(plugin, "_start_pool", EchoPool)
+    tasks = [Task(LogFile(name, "", name, 0)) for name in ("a.log", "b.log")]
+    with pytest.raises(OSError):
+        plugin.verify(tasks, "night-1")
+    assert FailingPool.closed is False and plugin.pool is None
+    assert plugin.verify(tasks[1:], "night-2") == [{"log": "b.log", "run": "night-2", "bytes_hashed": 0}]

@@ -153,20 +153,22 @@ class DaskExecutor:
             raise ClusterUnavailable(f"cannot reach the Dask scheduler at {self.address}: {exc}") from None
         try:
             self.client.wait_for_workers(1, timeout=self._timeout)
-        except TimeoutError:
+        except (OSError, TimeoutError):
             self.close()
             raise ClusterUnavailable(f"the Dask scheduler at {self.address} has no worker "
                                      f"(none joined in {self._timeout:g} s)") from None
         return self
 
     def close(self):
-        if self.client is not None:
-            if self._verifiers is not None:
-                self.client.unregister_worker_plugin(self._verifiers)  # each worker's verifier process ends
-            self.client.close()
-        if self._cluster is not None:
-            self._cluster.close()
-        self._cluster = self.client = self._verifiers = None
+        try:
+            if self.client is not None and self._verifiers is not None:
+                self._remove_verifiers()
+        finally:
+            if self.client is not None:
+                self.client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+            self._cluster = self.client = self._verifiers = None
 
     def __enter__(self):
         return self.connect()
@@ -181,7 +183,9 @@ class DaskExecutor:
         return self.client.scheduler.address, len(workers)
 
     def map(self, settings, tasks):
-        """Yield the result row of every task (work.Task), as shards finish."""
+        """Yield the result row of every task (work.Task), as shards finish.
+        One run at a time: a run with other settings replaces the plugin
+        that a run still going would need."""
         _, distributed = _dask()
         impl = settings.backend_module()
         name, run = self._verifiers_for(settings), uuid.uuid4().hex
@@ -219,13 +223,24 @@ class DaskExecutor:
 
         plugin = VerifierPlugin(settings, self.private_caches)
         name = f"fastrim-{self._id}-{hashlib.sha256(pickle.dumps(plugin)).hexdigest()[:32]}"
-        if name != self._verifiers:
-            if self._verifiers is not None:
-                self.client.unregister_worker_plugin(self._verifiers)
-            self._verifiers = None
-            self.client.register_plugin(plugin, name=name)
-            self._verifiers = name
+        if self._verifiers not in (None, name):
+            self._remove_verifiers()
+        # Named before it is sent: a registration that fails half-way may leave it on the
+        # scheduler, and close() must remove it. Sent every run: the plugin is idempotent, so
+        # a scheduler that has it does nothing, and one restarted since the last run gets it back.
+        self._verifiers = name
+        self.client.register_plugin(plugin, name=name)
         return name
+
+    def _remove_verifiers(self):
+        """Unregister this executor's plugin: each worker's verifier process
+        ends. A plugin already gone or a scheduler out of reach is a warning:
+        a close must go on to close the client."""
+        name, self._verifiers = self._verifiers, None
+        try:
+            self.client.unregister_worker_plugin(name)
+        except Exception as exc:  # ValueError (gone), CommClosedError, a worker's teardown error...
+            log.warning("could not remove the worker plugin %s from the Dask cluster: %s", name, exc)
 
     def _submit(self, shard, name, run, worker):
         from .daskworker import Opaque, run_shard

@@ -330,5 +330,6 @@ class InlinePool:
                 outcome = WorkerError(f"{type(exc).__name__}: {exc}")
             yield task, outcome
 
-    def close(self):
-        """Nothing to stop."""
+    def close(self, graceful=True):
+        """Nothing to stop; what was not run is dropped."""
+        self._queue.clear()
