@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
 from ..errors import FastrimError, FileError, InputError, TokenError
-from ..store.files import read_bounded, read_head
-from ..store.objects import is_url
+from ..store.files import read_bounded
+from ..store.objects import head_of, is_url
 from . import jsontext
 
 LOG_SUFFIXES = (".log", ".bin")
@@ -55,7 +55,7 @@ def sidecar_path(log_path, suffix):
 def sidecar_rim(log_path, objects=None):
     """The expected RIM from the sidecar X.rim of X.log, or None when there is none."""
     path = sidecar_path(log_path, ".rim")
-    raw = _head(path, _MAX_RIM_FILE, objects)
+    raw = head_of(path, _MAX_RIM_FILE, objects)
     return None if raw is None else parse_rim_hex(raw.decode("ascii", "replace"), path)
 
 
@@ -92,13 +92,6 @@ def read_attested(expected, log_path, platform_keys, objects=None):
     return attested
 
 
-def _head(path, limit, objects):
-    """Up to limit bytes of a file, or of an object at a URL; None when there is none."""
-    if objects is not None and is_url(path):
-        return objects.read_head(path, limit)
-    return read_head(path, limit)
-
-
 def _read(expected, where, platform_keys, attested):
     log_path, objects = where
     if expected.rim is not None:
@@ -107,7 +100,7 @@ def _read(expected, where, platform_keys, attested):
     token_path, source = expected.token_path, "token"
     if token_path is None and expected.sidecars:
         token_path, source = sidecar_path(log_path, ".token"), "token-sidecar"
-    raw = _head(token_path, _MAX_TOKEN_SIZE + 1, objects) if token_path is not None else None
+    raw = head_of(token_path, _MAX_TOKEN_SIZE + 1, objects) if token_path is not None else None
     if raw is not None:
         attested.source = source
         if len(raw) > _MAX_TOKEN_SIZE:

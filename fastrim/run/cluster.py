@@ -23,8 +23,7 @@ import xxhash
 from ..errors import FastrimError, LogFormatError, OptionError
 from ..log import cca, tcg
 from ..output.rows import internal_row
-from ..store import files
-from ..store.objects import is_url
+from ..store.objects import head_of
 
 log = logging.getLogger("fastrim.batch")
 
@@ -60,7 +59,9 @@ def shard_key(log_file, impl, objects=None):
     logs meet. Framing alone, no decoding: the client does this for every log,
     from the log's first PLACEMENT_HEAD bytes when its events end there."""
     try:
-        data = _head(log_file.path, objects)
+        data = head_of(log_file.path, PLACEMENT_HEAD, objects)
+        if data is None:
+            raise FileNotFoundError(log_file.path)
         try:
             framing = tcg.parse(data, impl=impl).framing
         except LogFormatError:
@@ -74,14 +75,6 @@ def shard_key(log_file, impl, objects=None):
     digests = sorted(bytes(view[d.offset : d.offset + d.size]) for event in framing.events
                      if event.type in cca.IMAGE_EVENT_TYPES for d in event.digests)
     return xxhash.xxh3_64_hexdigest(b"".join(digests))
-
-
-def _head(path, objects):
-    head = objects.read_head(path, PLACEMENT_HEAD) if objects is not None and is_url(path) else \
-        files.read_head(path, PLACEMENT_HEAD)
-    if head is None:
-        raise FileNotFoundError(path)
-    return head
 
 
 def placed_shards(tasks, impl, workers, objects=None):

@@ -9,10 +9,19 @@ refused before it is fetched."""
 import os
 
 from ..errors import FileError, OptionError
+from .files import read_head
 
 
 def is_url(path):
     return "://" in str(path)
+
+
+def head_of(path, limit, objects=None):
+    """Up to limit bytes of a file, or (with objects, an ObjectStore) of the
+    object at a URL; None when there is none."""
+    if objects is not None and is_url(path):
+        return objects.read_head(path, limit)
+    return read_head(path, limit)
 
 
 class ObjectStore:
