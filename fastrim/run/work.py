@@ -41,13 +41,13 @@ def task_runner(settings):
     from settings. A worker kept between runs (a Dask worker's verifier)
     builds it afresh when a task of another run comes, so that every run
     starts with empty memos in memory, as a local pool's new workers do."""
-    current = {}  # run -> its context, for the latest run only
+    context, context_run = None, None
 
     def run_in_context(task):
-        if task.run not in current:
-            current.clear()
-            current[task.run] = Context.from_settings(settings)
-        return run_task(current[task.run], task)
+        nonlocal context, context_run
+        if context is None or task.run != context_run:
+            context, context_run = Context.from_settings(settings), task.run
+        return run_task(context, task)
 
     return run_in_context
 
